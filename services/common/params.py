@@ -56,7 +56,7 @@ FileId = Annotated[str, Field(min_length=1, max_length=64, description="File ID 
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    model_config = ConfigDict(extra="forbid", use_enum_values=True, validate_default=True)
 
 
 def _check_depth(fmt: str | None, depth: int | None) -> None:

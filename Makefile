@@ -1,0 +1,56 @@
+# Timbr: `make run` installs and starts the whole stack; `make test` installs and runs the tests.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := $(shell grep -v '^\#' deploy/apt-packages.txt)
+PB_DIR := services/common/pb
+MODEL_TARGETS :=
+
+# Area fragments (models-*, extra targets) add themselves here.
+include $(wildcard mk/*.mk)
+
+.PHONY: install apt venv protos models run test bench lint clean
+
+install: apt venv protos models
+
+apt: $(VENV)/.apt-stamp
+$(VENV)/.apt-stamp: deploy/apt-packages.txt
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Missing Debian packages (run as root): $$missing"; exit 1; fi; fi
+	@mkdir -p $(VENV) && touch $@
+
+venv: $(VENV)/.pip-stamp
+$(VENV)/.pip-stamp: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -q -e '.[dev,enhance,diarize,separate,serving]'
+	touch $@
+
+protos: $(PB_DIR)/__init__.py
+$(PB_DIR)/__init__.py: $(wildcard protos/timbr/v1/*.proto) | venv
+	rm -rf $(PB_DIR) && mkdir -p $(PB_DIR)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PB_DIR) --pyi_out=$(PB_DIR) --grpc_python_out=$(PB_DIR) $(wildcard protos/timbr/v1/*.proto)
+	touch $(PB_DIR)/timbr/__init__.py $(PB_DIR)/timbr/v1/__init__.py
+	# protoc writes absolute imports ("from timbr.v1 import x_pb2"); make them package-relative.
+	sed -i -E 's/^from timbr\.v1 import /from services.common.pb.timbr.v1 import /' $(PB_DIR)/timbr/v1/*.py
+	touch $@
+
+models: $(MODEL_TARGETS)
+
+run: install
+	$(PY) -m services.devstack
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m bench
+
+lint: venv
+	$(VENV)/bin/ruff check services tests bench
+
+clean:
+	rm -rf $(PB_DIR) var build
