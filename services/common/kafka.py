@@ -1,0 +1,60 @@
+"""Kafka helpers (kafka-python): producers, at-least-once consumers and topic set-up."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from services.common.settings import TOPIC_DLQ, TOPIC_EVENTS, TOPIC_REQUESTED
+
+TOPICS = (TOPIC_REQUESTED, TOPIC_EVENTS, TOPIC_DLQ)
+
+
+def ensure_topics(bootstrap: str, topics=TOPICS, partitions: int = 3, timeout_s: float = 30.0) -> None:
+    """Create the topics if missing; waits for the broker to come up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="timbr-admin")
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def make_producer(bootstrap: str) -> KafkaProducer:
+    """acks=all and retries: a send acknowledged by ``.get()`` is durable on the broker."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=5,
+        key_serializer=lambda k: k.encode() if isinstance(k, str) else k,
+    )
+
+
+def make_consumer(bootstrap: str, group: str, *topics: str, client_id: str = "timbr") -> KafkaConsumer:
+    """Auto-commit off: callers commit after the handler succeeds (at-least-once)."""
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        max_poll_records=1,
+        max_poll_interval_ms=3_600_000,
+    )

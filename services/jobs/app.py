@@ -1,0 +1,46 @@
+"""Assemble the jobs service: database, billing client, gRPC server and background loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.db import make_sessionmaker
+from services.common.grpc_util import channel, make_server
+from services.common.pb.timbr.v1 import billing_pb2_grpc
+from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
+from services.jobs.background import EventConsumer, OutboxPublisher, Sweeper
+from services.jobs.config import JobsSettings
+from services.jobs.models import Base
+from services.jobs.server import JobsServicer
+from services.jobs.service import JobsService
+
+
+@dataclass
+class JobsApp:
+    service: JobsService
+    server: object
+    port: int
+    loops: list
+
+    def stop(self) -> None:
+        for loop in self.loops:
+            loop.stop()
+        self.server.stop(grace=2)
+        for loop in self.loops:
+            loop.join(timeout=10)
+
+
+def start(settings: JobsSettings, background: bool = True) -> JobsApp:
+    sessions = make_sessionmaker(settings.database_url, Base)
+    billing = billing_pb2_grpc.BillingStub(channel(settings.billing_addr))
+    service = JobsService(sessions, billing, settings.grpc_timeout_s)
+    server, port = make_server("jobs", settings.grpc_listen,
+                               lambda s: pb_grpc.add_JobsServicer_to_server(JobsServicer(service), s))
+    loops = []
+    if background:
+        loops = [OutboxPublisher(sessions, settings.kafka_bootstrap, settings.outbox_poll_s),
+                 EventConsumer(service, settings.kafka_bootstrap, settings.consumer_group),
+                 Sweeper(service, settings.stale_running_s, settings.stale_queued_s, settings.sweep_interval_s)]
+        for loop in loops:
+            loop.start()
+    return JobsApp(service, server, port, loops)

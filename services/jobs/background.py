@@ -1,0 +1,146 @@
+"""The jobs service's background loops: outbox publisher, event consumer, stale-job sweeper.
+
+Outbox: rows committed with their job are sent to Kafka and marked sent only after the broker
+acknowledges them (acks=all), so a request is published at least once; workers skip jobs
+already finished, so a duplicate is harmless.
+
+Event consumer: at-least-once. Auto-commit is off; the offset is committed after the event
+has been applied and its credits settled. A failure leaves the offset where it was, and the
+event comes again; ``JobsService.apply_event`` is idempotent.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import func, select
+
+from services.common.kafka import make_consumer, make_producer
+from services.common.logging import get_logger
+from services.common.pb.timbr.v1 import events_pb2
+from services.common.settings import TOPIC_EVENTS
+from services.jobs import metrics
+from services.jobs.models import OutboxMessage, utcnow
+from services.jobs.service import JobsService
+
+log = get_logger(__name__)
+
+
+class Loop(threading.Thread):
+    """A daemon thread running ``step()`` until stopped; errors are logged and retried."""
+
+    interval_s = 1.0
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    busy = self.step()
+                except Exception:  # noqa: BLE001 - a loop must survive its dependency's outage
+                    log.exception(f"{self.name}.error")
+                    busy = False
+                if not busy:
+                    self._stop_event.wait(self.interval_s)
+        finally:
+            self.close()
+
+    def step(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class OutboxPublisher(Loop):
+    def __init__(self, sessions, bootstrap: str, interval_s: float = 0.2) -> None:
+        super().__init__("outbox")
+        self._sessions = sessions
+        self._bootstrap = bootstrap
+        self._producer = None
+        self.interval_s = interval_s
+
+    def step(self) -> bool:
+        if self._producer is None:
+            self._producer = make_producer(self._bootstrap)
+        with self._sessions.begin() as s:
+            rows = list(s.scalars(select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+                                  .order_by(OutboxMessage.id).limit(100).with_for_update(skip_locked=True)))
+            for row in rows:
+                row.attempts += 1
+                try:
+                    self._producer.send(row.topic, key=row.key, value=row.payload).get(timeout=10)
+                except KafkaError:
+                    log.warning("outbox.send_failed", key=row.key, attempts=row.attempts)
+                    break
+                row.sent_at = utcnow()
+            pending = s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None)))
+            metrics.OUTBOX_PENDING.set(max(0, (pending or 0) - sum(1 for r in rows if r.sent_at)))
+        return bool(rows) and all(r.sent_at for r in rows)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+
+
+class EventConsumer(Loop):
+    def __init__(self, service: JobsService, bootstrap: str, group: str) -> None:
+        super().__init__("events")
+        self._service = service
+        self._bootstrap = bootstrap
+        self._group = group
+        self._consumer = None
+        self.interval_s = 0.5
+
+    def step(self) -> bool:
+        if self._consumer is None:
+            self._consumer = make_consumer(self._bootstrap, self._group, TOPIC_EVENTS, client_id="timbr-jobs")
+        consumer = self._consumer
+        batch = consumer.poll(timeout_ms=500, max_records=50)
+        for tp, records in batch.items():
+            for record in records:
+                event = events_pb2.JobEvent.FromString(record.value)
+                try:
+                    outcome = self._service.apply_event(event)
+                except Exception:
+                    # Not applied: rewind to this record so it comes again, keep what was done.
+                    consumer.seek(tp, record.offset)
+                    raise
+                consumer.commit({tp: _offset(record.offset + 1)})
+                log.info("event.applied", job_id=event.job_id, type=events_pb2.EventType.Name(event.type),
+                         outcome=outcome)
+            try:
+                end = consumer.end_offsets([tp])[tp]
+                metrics.CONSUMER_LAG.labels(tp.topic).set(max(0, end - (records[-1].offset + 1)))
+            except KafkaError:
+                pass
+        return bool(batch)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+
+def _offset(offset: int) -> OffsetAndMetadata:
+    return OffsetAndMetadata(offset, "", -1)
+
+
+class Sweeper(Loop):
+    def __init__(self, service: JobsService, stale_running_s: float, stale_queued_s: float,
+                 interval_s: float) -> None:
+        super().__init__("sweeper")
+        self._service = service
+        self._limits = (stale_running_s, stale_queued_s)
+        self.interval_s = interval_s
+
+    def step(self) -> bool:
+        self._service.sweep(*self._limits)
+        return False

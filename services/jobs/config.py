@@ -1,0 +1,14 @@
+from services.common.settings import CommonSettings
+
+
+class JobsSettings(CommonSettings):
+    database_url: str = "sqlite:///var/jobs.db"
+    grpc_listen: str = "127.0.0.1:50052"
+    metrics_port: int = 9102
+    consumer_group: str = "timbr-jobs"
+    outbox_poll_s: float = 0.2
+    # A running job with no event for this long is failed and its credits released; workers
+    # send a heartbeat far more often than this.
+    stale_running_s: float = 600.0
+    stale_queued_s: float = 86400.0
+    sweep_interval_s: float = 30.0

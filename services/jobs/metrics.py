@@ -1,0 +1,9 @@
+"""Jobs metrics, declared once."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+JOBS = Counter("timbr_jobs_total", "Job state changes", ["job_type", "status"])
+JOB_DURATION = Histogram("timbr_job_duration_seconds", "Creation to end state", ["job_type", "status"],
+                         buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))
+OUTBOX_PENDING = Gauge("timbr_outbox_pending", "Outbox messages not yet published")
+CONSUMER_LAG = Gauge("timbr_kafka_consumer_lag", "Messages behind the end of the topic", ["topic"])

@@ -1,0 +1,231 @@
+"""Job rules: files, the job state machine, credits through Billing, and the outbox.
+
+States: queued -> running -> completed | failed | cancelled (queued may also go straight to
+any end state). End states are final. Events are applied idempotently: a duplicate or late
+event never moves a finished job, and re-settles its credits (Confirm/Release are idempotent
+in Billing), so a crash between the state change and the settle heals on redelivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from services.common.grpc_util import error_details, metadata
+from services.common.logging import get_logger
+from services.common.pb.timbr.v1 import billing_pb2, events_pb2
+from services.common.settings import TOPIC_REQUESTED
+from services.jobs import metrics
+from services.jobs.errors import (FileNotFound, InsufficientCredits, InvalidRequest, InvalidState, JobNotFound,
+                                  Unavailable)
+from services.jobs.models import FileRecord, JobRecord, OutboxMessage, utcnow
+
+log = get_logger(__name__)
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+JOB_TYPES = frozenset({"separate", "enhance", "diarize"})
+
+
+def credits_for(duration_s: float) -> int:
+    """1 credit per second of input audio, rounded up (a 0.2 s file costs 1)."""
+    return max(1, math.ceil(round(duration_s, 6)))
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+class JobsService:
+    def __init__(self, sessions: sessionmaker, billing, grpc_timeout_s: float = 10.0) -> None:
+        self._sessions = sessions
+        self._billing = billing  # billing_pb2_grpc.BillingStub
+        self._timeout = grpc_timeout_s
+
+    # files ---------------------------------------------------------------------------------------
+
+    def register_file(self, record: FileRecord) -> FileRecord:
+        with self._sessions.begin() as s:
+            s.add(record)
+        return record
+
+    def get_file(self, file_id: str, account_id: str | None) -> FileRecord:
+        with self._sessions() as s:
+            f = s.get(FileRecord, file_id)
+            if f is None or (account_id and f.account_id != account_id):
+                raise FileNotFound(f"file {file_id} not found")
+            return f
+
+    # jobs ----------------------------------------------------------------------------------------
+
+    def create_job(self, account_id: str, job_type: str, params: dict, input_file_ids: dict[str, str],
+                   request_id: str = "") -> JobRecord:
+        if job_type not in JOB_TYPES:
+            raise InvalidRequest(f"unknown job type {job_type!r}")
+        if "file" not in input_file_ids:
+            raise InvalidRequest("a job needs an input file")
+        inputs: dict[str, dict] = {}
+        for name, file_id in input_file_ids.items():
+            f = self.get_file(file_id, account_id)
+            want = "subtitle" if name == "input_srt" else "audio"
+            if f.kind != want:
+                field = "input_srt_file_id" if name == "input_srt" else "file_id"
+                raise InvalidRequest(f"{field} {file_id} is a {f.kind} file, not {want}")
+            inputs[name] = {"file_id": f.file_id, "storage_key": f.storage_key, "kind": f.kind}
+        main = self.get_file(input_file_ids["file"], account_id)
+        credits = credits_for(main.duration_s)
+        job_id = f"job_{uuid.uuid4().hex[:24]}"
+
+        self._reserve(job_id, account_id, credits, request_id)
+        now = utcnow()
+        job = JobRecord(job_id=job_id, account_id=account_id, job_type=job_type, status="queued", params=params,
+                        inputs=inputs, file_id=main.file_id, duration_s=main.duration_s,
+                        credits_reserved=credits, request_id=request_id, created_at=now, updated_at=now,
+                        results=[])
+        try:
+            with self._sessions.begin() as s:  # job row and outbox row commit together, or neither
+                s.add(job)
+                s.add(OutboxMessage(topic=TOPIC_REQUESTED, key=job_id,
+                                    payload=self._requested(job).SerializeToString()))
+        except Exception:
+            self._settle(job_id, "release")
+            raise
+        metrics.JOBS.labels(job_type, "queued").inc()
+        log.info("job.created", job_id=job_id, account=account_id, job_type=job_type, credits=credits)
+        return job
+
+    def _requested(self, job: JobRecord) -> events_pb2.JobRequested:
+        at = Timestamp()
+        at.FromDatetime(job.created_at)
+        return events_pb2.JobRequested(
+            job_id=job.job_id, account_id=job.account_id, job_type=job.job_type,
+            params_json=json.dumps(job.params), duration_s=job.duration_s, request_id=job.request_id,
+            requested_at=at,
+            inputs={k: events_pb2.InputObject(**v) for k, v in job.inputs.items()})
+
+    def _reserve(self, job_id: str, account_id: str, credits: int, request_id: str) -> None:
+        try:
+            self._billing.Reserve(billing_pb2.ReserveRequest(job_id=job_id, account_id=account_id, credits=credits),
+                                  timeout=self._timeout, metadata=metadata(request_id))
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                balance = self._billing.GetBalance(billing_pb2.GetBalanceRequest(account_id=account_id),
+                                                   timeout=self._timeout)
+                raise InsufficientCredits(exc.details(), required=credits, available=balance.available) from exc
+            raise Unavailable(f"billing failed: {exc.code().name}: {exc.details()}") from exc
+
+    def _settle(self, job_id: str, how: str) -> None:
+        """Confirm or release a job's credits; idempotent, raises Unavailable to be retried."""
+        call = self._billing.Confirm if how == "confirm" else self._billing.Release
+        try:
+            call(billing_pb2.SettleRequest(job_id=job_id), timeout=self._timeout)
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
+                log.warning("credits.settle_skipped", job_id=job_id, how=how, reason=exc.details(),
+                            **error_details(exc))
+                return
+            raise Unavailable(f"billing {how} failed: {exc.code().name}") from exc
+
+    def get_job(self, job_id: str, account_id: str | None) -> JobRecord:
+        with self._sessions() as s:
+            job = s.get(JobRecord, job_id)
+            if job is None or (account_id and job.account_id != account_id):
+                raise JobNotFound(f"job {job_id} not found")
+            return job
+
+    def list_jobs(self, account_id: str, limit: int = 50) -> list[JobRecord]:
+        with self._sessions() as s:
+            q = (select(JobRecord).where(JobRecord.account_id == account_id)
+                 .order_by(JobRecord.created_at.desc()).limit(min(max(limit, 1), 500)))
+            return list(s.scalars(q))
+
+    def cancel_job(self, job_id: str, account_id: str | None) -> JobRecord:
+        with self._sessions.begin() as s:
+            job = s.get(JobRecord, job_id, with_for_update=True)
+            if job is None or (account_id and job.account_id != account_id):
+                raise JobNotFound(f"job {job_id} not found")
+            if job.status in TERMINAL:
+                raise InvalidState(f"job {job_id} is already {job.status}")
+            self._finish(job, "cancelled", "cancelled", "cancelled by the client")
+        self._settle(job_id, "release")
+        return self.get_job(job_id, None)
+
+    def _finish(self, job: JobRecord, status: str, code: str = "", message: str = "") -> None:
+        now = utcnow()
+        job.status, job.error_code, job.error_message = status, code, message
+        job.finished_at = job.updated_at = now
+        if status == "completed":
+            job.progress = 1.0
+        metrics.JOBS.labels(job.job_type, status).inc()
+        created = _aware(job.created_at)
+        if created:
+            metrics.JOB_DURATION.labels(job.job_type, status).observe((now - created).total_seconds())
+
+    # events --------------------------------------------------------------------------------------
+
+    def apply_event(self, event: events_pb2.JobEvent) -> str:
+        """Apply one worker event; returns what happened (for logs and tests)."""
+        settle = None
+        with self._sessions.begin() as s:
+            job = s.get(JobRecord, event.job_id, with_for_update=True)
+            if job is None:
+                log.warning("event.unknown_job", job_id=event.job_id)
+                return "unknown_job"
+            if job.status in TERMINAL:
+                outcome = "duplicate"
+                settle = {"completed": "confirm"}.get(job.status, "release")
+            elif event.type == events_pb2.EVENT_TYPE_RUNNING:
+                if job.status == "queued":
+                    job.started_at = utcnow()
+                job.status, job.stage = "running", event.stage or "started"
+                job.attempts = max(job.attempts, event.attempt)
+                job.updated_at = utcnow()
+                outcome = "running"
+            elif event.type == events_pb2.EVENT_TYPE_PROGRESS:
+                job.status = "running"
+                job.started_at = job.started_at or utcnow()
+                job.progress = max(job.progress, min(max(event.progress, 0.0), 1.0))
+                job.stage = event.stage or job.stage
+                job.updated_at = utcnow()
+                outcome = "progress"
+            elif event.type == events_pb2.EVENT_TYPE_COMPLETED:
+                job.results = [{"name": r.name, "storage_key": r.storage_key, "content_type": r.content_type,
+                                "size_bytes": r.size_bytes} for r in event.results]
+                job.started_at = job.started_at or utcnow()
+                job.stage = "done"
+                self._finish(job, "completed")
+                settle, outcome = "confirm", "completed"
+            elif event.type == events_pb2.EVENT_TYPE_FAILED:
+                self._finish(job, "failed", event.error_code or "internal_error",
+                             event.error_message or "processing failed")
+                settle, outcome = "release", "failed"
+            else:
+                return "ignored"
+        if settle:
+            self._settle(event.job_id, settle)
+        return outcome
+
+    def sweep(self, stale_running_s: float, stale_queued_s: float) -> int:
+        """Fail jobs that stopped reporting, and release their credits. Returns how many."""
+        now = utcnow()
+        swept = []
+        with self._sessions.begin() as s:
+            for status, limit in (("running", stale_running_s), ("queued", stale_queued_s)):
+                cutoff = now - dt.timedelta(seconds=limit)
+                q = select(JobRecord).where(JobRecord.status == status, JobRecord.updated_at < cutoff)
+                for job in s.scalars(q.with_for_update(skip_locked=True)):
+                    self._finish(job, "failed", "timeout",
+                                 f"the job made no progress for {int(limit)} s and was stopped")
+                    swept.append(job.job_id)
+        for job_id in swept:
+            self._settle(job_id, "release")
+            log.warning("job.swept", job_id=job_id)
+        return len(swept)
