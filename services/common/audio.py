@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -45,14 +46,19 @@ class AudioInfo:
     container: str
 
 
-def probe(path: str | Path) -> AudioInfo:
+def _source(path):
+    """PyAV opens paths and binary file objects alike."""
+    return path if hasattr(path, "read") else str(path)
+
+
+def probe(path: str | Path | BinaryIO) -> AudioInfo:
     """Read duration, rate, channels and codec; decode the stream to be sure it is audio.
 
     Container headers lie (or are missing for raw streams), so the duration is counted from
     decoded frames: constant memory, one pass.
     """
     try:
-        with av.open(str(path)) as container:
+        with av.open(_source(path), mode="r") as container:
             if not container.streams.audio:
                 raise InvalidAudio("the file has no audio stream")
             stream = container.streams.audio[0]

@@ -64,13 +64,13 @@ class OutboxPublisher(Loop):
     def __init__(self, sessions, bootstrap: str, interval_s: float = 0.2) -> None:
         super().__init__("outbox")
         self._sessions = sessions
-        self._bootstrap = bootstrap
+        self._kafka = bootstrap
         self._producer = None
         self.interval_s = interval_s
 
     def step(self) -> bool:
         if self._producer is None:
-            self._producer = make_producer(self._bootstrap)
+            self._producer = make_producer(self._kafka)
         with self._sessions.begin() as s:
             rows = list(s.scalars(select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
                                   .order_by(OutboxMessage.id).limit(100).with_for_update(skip_locked=True)))
@@ -95,14 +95,14 @@ class EventConsumer(Loop):
     def __init__(self, service: JobsService, bootstrap: str, group: str) -> None:
         super().__init__("events")
         self._service = service
-        self._bootstrap = bootstrap
+        self._kafka = bootstrap
         self._group = group
         self._consumer = None
         self.interval_s = 0.5
 
     def step(self) -> bool:
         if self._consumer is None:
-            self._consumer = make_consumer(self._bootstrap, self._group, TOPIC_EVENTS, client_id="timbr-jobs")
+            self._consumer = make_consumer(self._kafka, self._group, TOPIC_EVENTS, client_id="timbr-jobs")
         consumer = self._consumer
         batch = consumer.poll(timeout_ms=500, max_records=50)
         for tp, records in batch.items():

@@ -1,0 +1,151 @@
+"""python -m services.devstack (``make run``): the whole stack on one machine, embedded defaults.
+
+Starts the development Kafka broker (tansu, memory storage), billing, jobs, one inference
+worker and the gateway, each as its own process with JSON logs under var/logs/. SQLite
+databases and local storage live under var/. Ctrl-C stops everything. The tests use
+``Stack`` to run the same processes on free ports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.common.devbroker import free_port, start_broker, wait_for_port
+
+
+@dataclass
+class Stack:
+    root: Path = Path("var")
+    gateway_port: int = 8000
+    billing_port: int = 50051
+    jobs_port: int = 50052
+    kafka_port: int = 9092
+    billing_db: str = ""
+    jobs_db: str = ""
+    metrics_base: int = 9101           # billing, jobs, worker get base, base+1, base+2; 0 = random
+    worker_env: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls, root: Path, **kw) -> Stack:
+        return cls(root=root, gateway_port=free_port(), billing_port=free_port(), jobs_port=free_port(),
+                   kafka_port=free_port(), metrics_base=0, **kw)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIMBR_")}
+        env.update({
+            "TIMBR_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka_port}",
+            "TIMBR_BILLING_ADDR": f"127.0.0.1:{self.billing_port}",
+            "TIMBR_JOBS_ADDR": f"127.0.0.1:{self.jobs_port}",
+            "TIMBR_STORAGE_ROOT": str(self.root / "storage"),
+            "TIMBR_PUBLIC_URL": self.url,
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def _metrics(self, offset: int) -> str:
+        return str(self.metrics_base + offset) if self.metrics_base else "0"
+
+    def _spawn(self, name: str, module: str, env: dict[str, str]) -> subprocess.Popen:
+        logs = self.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen([sys.executable, "-m", module], env={**self.env, **env}, stdout=out,
+                                stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def start(self, worker: bool = True) -> Stack:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        self.procs["kafka"] = start_broker(self.kafka_port, self.root / "logs" / "kafka.log")
+        self._spawn("billing", "services.billing", {
+            "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.billing_port}", "TIMBR_METRICS_PORT": self._metrics(0),
+            "TIMBR_DATABASE_URL": self.billing_db or f"sqlite:///{self.root / 'billing.db'}"})
+        self._spawn("jobs", "services.jobs", {
+            "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.jobs_port}", "TIMBR_METRICS_PORT": self._metrics(1),
+            "TIMBR_DATABASE_URL": self.jobs_db or f"sqlite:///{self.root / 'jobs.db'}"})
+        self._spawn("gateway", "services.gateway", {"TIMBR_PORT": str(self.gateway_port)})
+        if worker:
+            self.start_worker()
+        for port in (self.billing_port, self.jobs_port, self.gateway_port):
+            self._wait(port)
+        return self
+
+    def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
+        return self._spawn(name, "services.inference", {
+            "TIMBR_METRICS_PORT": self._metrics(2) if name == "worker" else "0",
+            "TIMBR_WORKDIR": str(self.root / "work"), **self.worker_env, **env})
+
+    def _wait(self, port: int, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.root}/logs/{name}.log")
+            try:
+                wait_for_port("127.0.0.1", port, timeout_s=0.5)
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"port {port} did not open")
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+
+BANNER = """
+Timbr is running: REST API {url} (Swagger UI {url}/docs). Logs: {logs}/.
+
+  Create an account with credits and a token:
+    .venv/bin/timbr-admin create-account "me" --credits 3600
+  Then:
+    curl -H "Authorization: TBR_..." -F file=@speech.wav {url}/v1/upload
+    curl -H "Authorization: TBR_..." -H 'content-type: application/json' \\
+         -d '{{"file_id": "file_..."}}' {url}/v1/audio/enhance
+    curl -H "Authorization: TBR_..." {url}/v1/jobs/job_...
+
+Ctrl-C stops everything.
+"""
+
+
+def main() -> None:
+    stack = Stack()
+    try:
+        stack.start()
+        print(BANNER.format(url=stack.url, logs=stack.root / "logs"), flush=True)
+        while True:
+            for name, proc in stack.procs.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; see var/logs/{name}.log", file=sys.stderr)
+                    return
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

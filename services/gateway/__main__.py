@@ -1,0 +1,18 @@
+"""python -m services.gateway: the REST API on TIMBR_HOST:TIMBR_PORT."""
+
+import uvicorn
+
+from services.common.logging import configure_logging
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Dependencies of the routes, as ``Annotated`` aliases: settings, clients, the caller's account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import grpc
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from services.common.grpc_util import metadata
+from services.common.pb.timbr.v1 import billing_pb2, billing_pb2_grpc, jobs_pb2_grpc
+from services.common.storage import Storage
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import ApiError
+
+
+@dataclass
+class Clients:
+    settings: GatewaySettings
+    billing: billing_pb2_grpc.BillingStub
+    jobs: jobs_pb2_grpc.JobsStub
+    storage: Storage
+    channels: tuple[grpc.Channel, ...]
+
+
+def get_clients(request: Request) -> Clients:
+    return request.app.state.clients
+
+
+ClientsDep = Annotated[Clients, Depends(get_clients)]
+
+# Declared for the OpenAPI document (Swagger's Authorize button adds "Bearer "); the header
+# itself is read below so that a plain "TBR_..." works as well.
+_bearer = HTTPBearer(auto_error=False, scheme_name="TimbrToken",
+                     description="Your token, e.g. TBR_8b3364b5a772... (Swagger adds 'Bearer ')")
+
+
+@dataclass(frozen=True)
+class Caller:
+    account_id: str
+    name: str
+    request_id: str
+
+    @property
+    def metadata(self):
+        return metadata(self.request_id)
+
+
+def current_account(request: Request, clients: ClientsDep, _=Depends(_bearer)) -> Caller:
+    header = request.headers.get("authorization", "").strip()
+    token = header[7:].strip() if header.lower().startswith("bearer ") else header
+    if not token:
+        raise ApiError(401, "unauthorized", "missing Authorization header: send 'TBR_<token>' or 'Bearer TBR_<token>'")
+    request_id = request.state.request_id
+    try:
+        account = clients.billing.Authenticate(billing_pb2.AuthenticateRequest(token=token),
+                                               timeout=clients.settings.grpc_timeout_s, metadata=metadata(request_id))
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise ApiError(401, "unauthorized", "invalid or revoked token") from exc
+        raise
+    from services.common.logging import bind_contextvars
+
+    bind_contextvars(account=account.account_id)
+    return Caller(account.account_id, account.name, request_id)
+
+
+CurrentAccount = Annotated[Caller, Depends(current_account)]

@@ -1,0 +1,97 @@
+"""POST /v1/upload (alias /v1/audio/upload): store a file, probe it, return its file_id.
+
+The body is multipart/form-data with one ``file`` part. Starlette spools the part to a
+temporary file (1 MiB in memory at most), the file is probed with PyAV and copied to storage
+in 1 MiB chunks: memory stays constant whatever the size. SRT files (``.srt``) are accepted
+too, for diarize's ``input_srt_file_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from pathlib import PurePath
+
+import srt
+from fastapi import APIRouter, File, UploadFile
+
+from services.common.audio import InvalidAudio, probe
+from services.common.pb.timbr.v1 import jobs_pb2
+from services.gateway.deps import ClientsDep, CurrentAccount
+from services.gateway.errors import ApiError
+from services.gateway.schemas import FileOut
+
+router = APIRouter(tags=["Files"])
+MAX_SRT_BYTES = 20 * 1024 * 1024
+
+
+def _safe_name(name: str | None) -> str:
+    base = PurePath(name or "upload").name
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "upload"
+    return base[:120]
+
+
+def _size(upload: UploadFile) -> int:
+    upload.file.seek(0, 2)
+    size = upload.file.tell()
+    upload.file.seek(0)
+    return size
+
+
+def _check_srt(upload: UploadFile, size: int) -> None:
+    if size > MAX_SRT_BYTES:
+        raise ApiError(413, "payload_too_large", f"subtitle files are limited to {MAX_SRT_BYTES} bytes")
+    try:
+        text = upload.file.read().decode("utf-8-sig")
+        cues = list(srt.parse(text))
+    except (UnicodeDecodeError, srt.SRTParseError, ValueError) as exc:
+        raise ApiError(422, "invalid_srt", f"the file is not a valid UTF-8 SRT file: {exc}") from exc
+    finally:
+        upload.file.seek(0)
+    if not cues:
+        raise ApiError(422, "invalid_srt", "the SRT file holds no cues")
+    for cue in cues:
+        if cue.end <= cue.start:
+            raise ApiError(422, "invalid_srt", f"cue {cue.index} ends before it starts")
+
+
+@router.post("/v1/upload", response_model=FileOut, summary="Upload an audio file")
+@router.post("/v1/audio/upload", response_model=FileOut, include_in_schema=False)
+def upload(caller: CurrentAccount, clients: ClientsDep,
+           file: UploadFile = File(..., description="Audio file (any format FFmpeg decodes) or an .srt file")):
+    settings = clients.settings
+    size = _size(file)
+    if size == 0:
+        raise ApiError(422, "invalid_audio", "the uploaded file is empty")
+    if size > settings.max_upload_bytes:
+        raise ApiError(413, "payload_too_large", f"uploads are limited to {settings.max_upload_bytes} bytes")
+    filename = _safe_name(file.filename)
+    file_id = f"file_{uuid.uuid4().hex[:24]}"
+    if filename.lower().endswith(".srt"):
+        _check_srt(file, size)
+        kind, info = "subtitle", None
+        content_type = "application/x-subrip"
+    else:
+        try:
+            info = probe(file.file)
+        except InvalidAudio as exc:
+            raise ApiError(422, "invalid_audio", str(exc)) from exc
+        finally:
+            file.file.seek(0)
+        if info.duration_s > settings.max_duration_s:
+            raise ApiError(422, "invalid_audio",
+                           f"the audio lasts {info.duration_s:.0f} s; the limit is {settings.max_duration_s:.0f} s")
+        kind, content_type = "audio", file.content_type or "application/octet-stream"
+    key = f"bronze/{caller.account_id}/{file_id}/{filename}"
+    stored = clients.storage.put_stream(key, file.file, content_type)
+    record = jobs_pb2.File(
+        file_id=file_id, account_id=caller.account_id, storage_key=key, filename=filename, kind=kind,
+        duration_s=info.duration_s if info else 0.0, sample_rate=info.sample_rate if info else 0,
+        channels=info.channels if info else 0, codec=info.codec if info else "subrip",
+        container=info.container if info else "srt", size_bytes=stored)
+    saved = clients.jobs.RegisterFile(jobs_pb2.RegisterFileRequest(file=record),
+                                      timeout=settings.grpc_timeout_s, metadata=caller.metadata)
+    return FileOut(file_id=saved.file_id, filename=filename, kind=kind, duration=round(saved.duration_s, 6),
+                   sample_rate=saved.sample_rate, channels=saved.channels, format=saved.container,
+                   codec=saved.codec, size_bytes=saved.size_bytes, created_at=saved.created_at.ToDatetime(tzinfo=dt.UTC))

@@ -1,0 +1,26 @@
+"""python -m services.inference: a worker of the job types in TIMBR_WORKER_JOB_TYPES."""
+
+import signal
+
+from prometheus_client import start_http_server
+
+from services.common.kafka import ensure_topics
+from services.common.logging import configure_logging
+from services.inference.config import WorkerSettings
+from services.inference.worker import build_worker
+
+
+def main() -> None:
+    settings = WorkerSettings()
+    configure_logging("inference", settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    ensure_topics(settings.kafka_bootstrap)
+    worker = build_worker(settings)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()
