@@ -1,0 +1,329 @@
+"""The enhance job: denoise, EQ, compression, loudness normalisation, as three streaming passes.
+
+::
+
+    analyze  decode (native rate) -> BS.1770 loudness, true peak, noise floor of the input
+    enhance  decode (48 kHz when denoising) -> speech_enhancer per channel, in overlapping
+             chunks -> EQ preset -> compressor -> resample to the output rate
+             -> float32 scratch file on disk; its loudness and true peak are measured
+    render   scratch file -> gain (to the loudness target, or the compressor's make-up)
+             -> look-ahead true-peak limiter (-1 dBTP) -> output file; output measured,
+             and the gain corrected and the pass re-run if limiting left it off target
+
+Every pass works on blocks of a few seconds, so memory does not grow with the file: a
+1-hour stereo file holds one model window per channel and a few blocks, never the decoded
+audio (the scratch file lives in the job's workdir). The model is reached only through
+``self.models.infer("speech_enhancer", ...)``; if that model cannot serve (not installed,
+no server), a spectral-gate denoiser (``dsp.spectral``) stands in and the report says so.
+
+``noise_reduction`` maps to the model's attenuation limit: 0 -> the model is not run (the
+audio passes unchanged), 0 < s < 1 -> ``40 * s`` dB (half strength lets noise fall by at
+most 20 dB), 1 -> no limit (as far as the model goes, about 40 dB on white noise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import soxr
+from pydantic import ValidationError
+
+from services.common.audio import CONTENT_TYPES, AudioWriter, InvalidAudio, iter_blocks, probe_rate
+from services.common.params import EnhanceParams
+from services.inference.dsp import eq as eqmod
+from services.inference.dsp.dynamics import COMPRESSOR, LimiterSettings, TruePeakLimiter, build_compressor
+from services.inference.dsp.loudness import LevelStats, LoudnessMeter, TruePeakMeter
+from services.inference.dsp.overlap import ChunkedProcessor
+from services.inference.dsp.spectral import spectral_gate
+from services.inference.errors import PipelineError
+from services.inference.pipeline import JobContext, Pipeline, ResultFile
+
+ENHANCER = "speech_enhancer"
+ENHANCER_RATE = 48000
+MP3_MAX_RATE = 48000
+
+
+@dataclass(frozen=True)
+class EnhanceSettings:
+    """Engineering constants of the pipeline (not API parameters)."""
+
+    block_s: float = 4.0             # decode / render block
+    chunk_s: float = 20.0            # model window (kept part + crossfade)
+    warmup_s: float = 1.0            # model context before each window, discarded
+    crossfade_s: float = 0.25        # overlap joined by a raised-cosine crossfade
+    max_atten_db: float = 40.0       # noise_reduction 0..1 -> 0..40 dB; 1.0 -> no limit
+    max_gain_db: float = 40.0        # normalisation never lifts more than this
+    loudness_tolerance_lu: float = 0.3
+    render_attempts: int = 3
+    limiter: LimiterSettings = field(default_factory=LimiterSettings)
+
+
+def atten_lim_db(noise_reduction: float, max_atten_db: float = 40.0) -> float:
+    """The model's attenuation limit for a 0..1 strength (100 = no limit, 0 = bypass)."""
+    if noise_reduction >= 1.0:
+        return 100.0
+    return max(0.0, noise_reduction) * max_atten_db
+
+
+@dataclass
+class Measure:
+    """Streaming measurements of one signal."""
+
+    rate: int
+    channels: int
+    frames: int = 0
+    loudness: LoudnessMeter = field(init=False)
+    peak: TruePeakMeter = field(init=False)
+    levels: LevelStats = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loudness = LoudnessMeter(self.rate, self.channels)
+        self.peak = TruePeakMeter(self.rate, self.channels)
+        self.levels = LevelStats(self.rate, self.channels)
+
+    def update(self, block: np.ndarray) -> None:
+        self.frames += block.shape[1]
+        self.loudness.update(block)
+        self.peak.update(block)
+        self.levels.update(block)
+
+    def report(self) -> dict[str, Any]:
+        lufs = self.loudness.integrated()
+        tp = self.peak.finish()
+        return {
+            "sample_rate": self.rate,
+            "channels": self.channels,
+            "duration_s": round(self.frames / self.rate, 3),
+            "integrated_lufs": _num(lufs),
+            "true_peak_dbtp": _num(tp),
+            **self.levels.summary(),
+        }
+
+
+def _num(v: float) -> float | None:
+    return round(v, 2) if math.isfinite(v) else None
+
+
+def _header_duration(path: Path) -> float | None:
+    try:
+        with av.open(str(path)) as c:
+            return c.duration / 1e6 if c.duration else None
+    except av.error.FFmpegError:
+        return None
+
+
+class EnhancePipeline(Pipeline):
+    job_type = "enhance"
+    steps = ("analyze", "enhance", "render")
+    settings = EnhanceSettings()
+
+    # ------------------------------------------------------------------ run
+    def run(self, ctx: JobContext) -> list[ResultFile]:
+        started = time.monotonic()
+        try:
+            p = EnhanceParams.model_validate(ctx.params)
+        except ValidationError as exc:
+            raise PipelineError("validation_error", str(exc)) from exc
+        try:
+            source = self._analyze(ctx)                                   # input measurements
+            out_rate = self._output_rate(p, source.rate)
+            scratch = ctx.workdir / "enhance.scratch.f32"
+            stage = self._enhance(ctx, p, source, out_rate, scratch)      # -> scratch file
+            out_path = ctx.workdir / f"enhanced.{p.output_format}"
+            render = self._render(ctx, p, stage, scratch, out_path)      # -> output file
+        except InvalidAudio as exc:
+            raise PipelineError("invalid_audio", str(exc)) from exc
+        finally:
+            (ctx.workdir / "enhance.scratch.f32").unlink(missing_ok=True)
+
+        elapsed = time.monotonic() - started
+        duration = source.frames / source.rate
+        report = {
+            "input": source.report(),
+            "output": {**render["measure"].report(), "format": p.output_format, "bit_depth": p.bit_depth},
+            "settings": {
+                "denoise": stage["denoise"],
+                "eq": {"preset": p.eq_preset, "bands": eqmod.describe(p.eq_preset)},
+                "compression": stage["compression"],
+                "normalize": render["normalize"],
+                "limiter": render["limiter"],
+            },
+            "processing": {
+                "elapsed_s": round(elapsed, 3),
+                "realtime_factor": round(elapsed / duration, 4) if duration else None,
+                "model_calls": stage["model_calls"],
+                "render_passes": render["passes"],
+            },
+        }
+        report_path = ctx.workdir / "report.json"
+        report_path.write_text(json.dumps(report, indent=2))
+        return [
+            ResultFile(out_path.name, out_path, CONTENT_TYPES[p.output_format],
+                       {"sample_rate": out_rate, "channels": source.channels,
+                        "integrated_lufs": report["output"]["integrated_lufs"],
+                        "true_peak_dbtp": report["output"]["true_peak_dbtp"]}),
+            ResultFile("report.json", report_path, "application/json"),
+        ]
+
+    # ------------------------------------------------------------ passes
+    def _blocks(self, path: Path, rate: int | None, native: int) -> Any:
+        frames = max(1024, int(self.settings.block_s * (rate or native)))
+        for block in iter_blocks(path, frames, rate if rate and rate != native else None):
+            yield np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+
+    def _analyze(self, ctx: JobContext) -> Measure:
+        """Pass 1: loudness, true peak and noise floor of the input, at its own rate."""
+        rate = probe_rate(ctx.input_path)
+        total = _header_duration(ctx.input_path)
+        measure: Measure | None = None
+        for block in self._blocks(ctx.input_path, None, rate):
+            if measure is None:
+                measure = Measure(rate, block.shape[0])
+            measure.update(block)
+            ctx.hook("analyze", completed=measure.frames / rate, total=total)
+        if measure is None or measure.frames == 0:
+            raise InvalidAudio("the file holds no audio samples")
+        return measure
+
+    def _output_rate(self, p: EnhanceParams, in_rate: int) -> int:
+        rate = p.sample_rate or in_rate
+        if p.output_format == "mp3" and rate > MP3_MAX_RATE:
+            if p.sample_rate:
+                raise PipelineError("validation_error", f"mp3 cannot hold {rate} Hz (at most {MP3_MAX_RATE})")
+            rate = MP3_MAX_RATE
+        return rate
+
+    def _denoiser(self, p: EnhanceParams, channels: int, work_rate: int) -> tuple[Any, dict[str, Any]]:
+        """The chunked denoiser and its report entry; None when denoising is off or at 0."""
+        s = self.settings
+        limit = atten_lim_db(p.noise_reduction, s.max_atten_db) if p.denoise else 0.0
+        info: dict[str, Any] = {"enabled": p.denoise, "noise_reduction": p.noise_reduction,
+                                "atten_lim_db": None if limit >= 100 else limit, "method": None}
+        if limit <= 0.0:
+            return None, info
+        if self.models.is_ready(ENHANCER):
+            info["method"] = "deepfilternet3"
+
+            def fn(mono: np.ndarray) -> np.ndarray:
+                return self.models.infer(ENHANCER, {"audio": mono}, {"atten_lim_db": limit})["audio"]
+        else:  # documented fallback: the model cannot serve here
+            info["method"] = "spectral_gate"
+
+            def fn(mono: np.ndarray) -> np.ndarray:
+                return spectral_gate(mono, work_rate, limit)
+        proc = ChunkedProcessor(fn, channels, int(s.chunk_s * work_rate), int(s.warmup_s * work_rate),
+                                int(s.crossfade_s * work_rate))
+        return proc, info
+
+    def _enhance(self, ctx: JobContext, p: EnhanceParams, source: Measure, out_rate: int,
+                 scratch: Path) -> dict[str, Any]:
+        """Pass 2: denoise -> EQ -> compressor -> resample; to a float32 scratch file."""
+        channels, in_rate = source.channels, source.rate
+        duration = source.frames / in_rate
+        denoiser, denoise_info = self._denoiser(p, channels, ENHANCER_RATE)
+        work_rate = ENHANCER_RATE if denoiser is not None else in_rate
+        eq = eqmod.build_eq(p.eq_preset, work_rate)
+        compressor = build_compressor(source.loudness.integrated()) if p.compression else None
+        pre_comp = LoudnessMeter(work_rate, channels) if compressor is not None else None
+        post_comp = LoudnessMeter(work_rate, channels) if compressor is not None else None
+        resampler = (soxr.ResampleStream(work_rate, out_rate, channels, dtype="float32", quality="HQ")
+                     if out_rate != work_rate else None)
+        measure = Measure(out_rate, channels)
+        done = 0
+
+        def stage(x: np.ndarray, last: bool, fh: Any) -> None:
+            nonlocal done
+            if x.shape[1]:
+                x = eq(x, work_rate, reset=False)                          # (channels, n)
+                if compressor is not None:
+                    pre_comp.update(x)
+                    x = compressor(x, work_rate, reset=False)
+                    post_comp.update(x)
+                done += x.shape[1]
+            if resampler is not None:
+                x = resampler.resample_chunk(np.ascontiguousarray(x.T), last=last).T
+            if x.shape[1]:
+                x = np.ascontiguousarray(x, dtype=np.float32)
+                measure.update(x)
+                fh.write(np.ascontiguousarray(x.T).tobytes())         # interleaved (n, channels)
+            ctx.hook("enhance", completed=min(duration, done / work_rate), total=duration)
+
+        with open(scratch, "wb") as fh:
+            for block in self._blocks(ctx.input_path, work_rate, in_rate):
+                for y in denoiser.process(block) if denoiser is not None else (block,):
+                    stage(y, False, fh)
+            for y in denoiser.flush() if denoiser is not None else ():
+                stage(y, False, fh)
+            stage(np.zeros((channels, 0), np.float32), True, fh)
+
+        comp_info: dict[str, Any] = {"enabled": p.compression}
+        makeup = 0.0
+        if compressor is not None:
+            before, after = pre_comp.integrated(), post_comp.integrated()
+            makeup = before - after if math.isfinite(before) and math.isfinite(after) else 0.0
+            comp_info.update({"threshold_db_at_reference": COMPRESSOR.threshold_db, "ratio": COMPRESSOR.ratio,
+                              "attack_ms": COMPRESSOR.attack_ms, "release_ms": COMPRESSOR.release_ms,
+                              "reference_lufs": COMPRESSOR.reference_lufs, "makeup_gain_db": round(makeup, 2)})
+        return {"measure": measure, "denoise": denoise_info, "compression": comp_info, "makeup_db": makeup,
+                "model_calls": denoiser.calls if denoiser is not None else 0}
+
+    def _render(self, ctx: JobContext, p: EnhanceParams, stage: dict[str, Any], scratch: Path,
+                out_path: Path) -> dict[str, Any]:
+        """Pass 3: gain -> true-peak limiter -> output file (re-run if off the loudness target)."""
+        s = self.settings
+        m: Measure = stage["measure"]
+        lufs, tp = m.loudness.integrated(), m.peak.finish()
+        norm: dict[str, Any] = {"enabled": p.normalize, "target_lufs": p.target_lufs if p.normalize else None,
+                                "true_peak_ceiling_dbtp": s.limiter.ceiling_dbtp}
+        if p.normalize and math.isfinite(lufs):
+            gain = p.target_lufs - lufs
+            if gain > s.max_gain_db:
+                gain, norm["gain_capped"] = s.max_gain_db, True
+        else:
+            gain = stage["makeup_db"]
+            if p.normalize:
+                norm["skipped"] = "silence"
+        # Normalising always limits at the ceiling; otherwise the limiter only steps in to
+        # stop what would clip (it then holds the ceiling too).
+        limit = p.normalize or (math.isfinite(tp) and tp + gain > 0.0)
+        frames = m.frames
+        block = max(1024, int(s.block_s * m.rate))
+        data = np.memmap(scratch, dtype=np.float32, mode="r", shape=(frames, m.channels)) if frames else None
+        passes = 0
+        while True:
+            passes += 1
+            out = Measure(m.rate, m.channels)
+            limiter = TruePeakLimiter(m.rate, m.channels, s.limiter) if limit else None
+            g = np.float32(10 ** (gain / 20))
+            with AudioWriter(out_path, m.rate, m.channels, p.output_format, p.bit_depth) as writer:
+                def emit(y: np.ndarray) -> None:
+                    if y.shape[1]:
+                        out.update(y)
+                        writer.write(y)
+                for i in range(0, frames, block):
+                    x = np.ascontiguousarray(data[i:i + block].T) * g
+                    emit(limiter.process(x) if limiter is not None else x)
+                    ctx.hook("render", completed=min(frames, i + block) / m.rate, total=frames / m.rate)
+                if limiter is not None:
+                    emit(limiter.flush())
+            got = out.loudness.integrated()
+            miss = p.target_lufs - got if p.normalize and math.isfinite(got) and math.isfinite(lufs) else 0.0
+            if abs(miss) <= s.loudness_tolerance_lu or passes >= s.render_attempts or gain >= s.max_gain_db:
+                break
+            gain = min(s.max_gain_db, gain + miss)  # limiting ate loudness: push harder, re-render
+        del data
+        norm["gain_db"] = round(gain, 2)
+        return {"measure": out, "normalize": norm, "passes": passes,
+                "limiter": {"enabled": limit, "ceiling_dbtp": s.limiter.ceiling_dbtp,
+                            "lookahead_ms": s.limiter.lookahead_ms, "release_ms": s.limiter.release_ms,
+                            "max_reduction_db": round(limiter.reduction_db, 2) if limiter else 0.0}}
+
+
+__all__ = ["EnhancePipeline", "EnhanceSettings", "atten_lim_db"]
