@@ -20,6 +20,7 @@ from services.common.audio import InvalidAudio, probe
 from services.common.pb.timbr.v1 import jobs_pb2
 from services.gateway.deps import ClientsDep, CurrentAccount
 from services.gateway.errors import ApiError
+from services.gateway.metrics import UPLOAD_BYTES
 from services.gateway.schemas import FileOut
 
 router = APIRouter(tags=["Files"])
@@ -85,6 +86,7 @@ def upload(caller: CurrentAccount, clients: ClientsDep,
         kind, content_type = "audio", file.content_type or "application/octet-stream"
     key = f"bronze/{caller.account_id}/{file_id}/{filename}"
     stored = clients.storage.put_stream(key, file.file, content_type)
+    UPLOAD_BYTES.inc(stored)
     record = jobs_pb2.File(
         file_id=file_id, account_id=caller.account_id, storage_key=key, filename=filename, kind=kind,
         duration_s=info.duration_s if info else 0.0, sample_rate=info.sample_rate if info else 0,

@@ -1,0 +1,103 @@
+"""Billing rules on SQLite and PostgreSQL: ledger, idempotent settles, tokens."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from services.billing.errors import Conflict, InsufficientCredits, NotFound, Unauthenticated
+from services.billing.models import Base, Token
+from services.billing.service import BillingService, hash_token
+from services.common.db import make_sessionmaker
+
+
+@pytest.fixture
+def billing(db_url) -> BillingService:
+    return BillingService(make_sessionmaker(db_url, Base))
+
+
+def test_balance_is_derived_from_the_ledger(billing):
+    acc = billing.create_account("a").account_id
+    billing.grant(acc, 100)
+    billing.reserve("j1", acc, 30)
+    billing.reserve("j2", acc, 20)
+    assert billing.balance(acc) == type(billing.balance(acc))(acc, 50, 50, 0)
+    billing.confirm("j1")
+    billing.release("j2")
+    b = billing.balance(acc)
+    assert (b.available, b.reserved, b.spent) == (70, 0, 30)
+    assert [e.kind for e in reversed(billing.ledger(acc))] == ["grant", "reserve", "reserve", "confirm", "release"]
+
+
+def test_reserve_confirm_release_are_idempotent(billing):
+    acc = billing.create_account("a").account_id
+    billing.grant(acc, 10)
+    for _ in range(3):
+        assert billing.reserve("j", acc, 4).state == "reserved"
+    for _ in range(3):
+        assert billing.confirm("j").state == "confirmed"
+    with pytest.raises(Conflict):
+        billing.release("j")
+    assert sorted(e.kind for e in billing.ledger(acc)) == ["confirm", "grant", "reserve"]
+    assert billing.balance(acc).available == 6 and billing.balance(acc).spent == 4
+
+
+def test_release_then_confirm_is_refused(billing):
+    acc = billing.create_account("a").account_id
+    billing.grant(acc, 10)
+    billing.reserve("j", acc, 10)
+    billing.release("j")
+    billing.release("j")
+    with pytest.raises(Conflict):
+        billing.confirm("j")
+    assert billing.balance(acc).available == 10
+    with pytest.raises(NotFound):
+        billing.confirm("never-reserved")
+
+
+def test_reservation_must_fit(billing):
+    acc = billing.create_account("a").account_id
+    billing.grant(acc, 5)
+    with pytest.raises(InsufficientCredits) as err:
+        billing.reserve("j", acc, 6)
+    assert (err.value.needed, err.value.available) == (6, 5)
+    assert billing.reserve("j", acc, 5).state == "reserved"
+    with pytest.raises(InsufficientCredits):
+        billing.reserve("k", acc, 1)
+
+
+def test_concurrent_reservations_never_overdraw(billing):
+    acc = billing.create_account("a").account_id
+    billing.grant(acc, 10)
+    outcomes = []
+
+    def reserve(i):
+        try:
+            billing.reserve(f"job{i}", acc, 3)
+            outcomes.append("ok")
+        except InsufficientCredits:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=reserve, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("ok") == 3 and billing.balance(acc).available == 1
+
+
+def test_tokens_are_hashed_and_revocable(billing):
+    acc = billing.create_account("a").account_id
+    token_id, token = billing.issue_token(acc, "ci")
+    assert token.startswith("TBR_") and len(token) > 30
+    assert billing.authenticate(token).account_id == acc
+    with billing._sessions() as s:
+        row = s.get(Token, token_id)
+        assert row.token_hash == hash_token(token) and token not in (row.token_hash, row.prefix)
+    for bad in ("TBR_" + "0" * 40, token[:-1], "nope", ""):
+        with pytest.raises(Unauthenticated):
+            billing.authenticate(bad)
+    billing.revoke_token(token_id)
+    with pytest.raises(Unauthenticated):
+        billing.authenticate(token)

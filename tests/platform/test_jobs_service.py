@@ -1,0 +1,126 @@
+"""Job state machine and event idempotency on SQLite and PostgreSQL, with a real billing gRPC server."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+import pytest
+
+from services.billing.models import Base as BillingBase
+from services.billing.server import BillingServicer
+from services.billing.service import BillingService
+from services.common.db import make_sessionmaker
+from services.common.grpc_util import channel, make_server
+from services.common.pb.timbr.v1 import billing_pb2_grpc, events_pb2
+from services.jobs.errors import FileNotFound, InsufficientCredits, InvalidRequest, InvalidState, JobNotFound
+from services.jobs.models import Base, FileRecord, JobRecord, OutboxMessage
+from services.jobs.service import JobsService, credits_for
+
+
+@pytest.fixture
+def env(db_url, tmp_path):
+    billing = BillingService(make_sessionmaker(f"sqlite:///{tmp_path / 'billing.db'}", BillingBase))
+    server, port = make_server("billing", "127.0.0.1:0",
+                               lambda s: billing_pb2_grpc.add_BillingServicer_to_server(BillingServicer(billing), s))
+    ch = channel(f"127.0.0.1:{port}")
+    grpc.channel_ready_future(ch).result(timeout=10)
+    sessions = make_sessionmaker(db_url, Base)
+    jobs = JobsService(sessions, billing_pb2_grpc.BillingStub(ch))
+    acc = billing.create_account("a").account_id
+    billing.grant(acc, 100)
+    jobs.register_file(FileRecord(file_id="f1", account_id=acc, storage_key="bronze/x", duration_s=9.2))
+    jobs.register_file(FileRecord(file_id="s1", account_id=acc, storage_key="bronze/y", kind="subtitle"))
+    yield jobs, billing, acc, sessions
+    ch.close()
+    server.stop(0)
+
+
+def event(job, type_, **kw):
+    return events_pb2.JobEvent(event_id="e", job_id=job.job_id, account_id=job.account_id, job_type=job.job_type,
+                               type=type_, **kw)
+
+
+def test_credits_round_up():
+    assert [credits_for(d) for d in (0.01, 1.0, 1.000001, 59.5, 3600)] == [1, 1, 2, 60, 3600]
+
+
+def test_create_reserves_and_writes_the_outbox_in_one_go(env):
+    jobs, billing, acc, sessions = env
+    job = jobs.create_job(acc, "enhance", {"x": 1}, {"file": "f1"})
+    assert job.status == "queued" and job.credits_reserved == 10
+    assert billing.balance(acc).reserved == 10
+    with sessions() as s:
+        rows = s.query(OutboxMessage).all()
+        assert [r.key for r in rows] == [job.job_id]
+        req = events_pb2.JobRequested.FromString(rows[0].payload)
+        assert req.inputs["file"].storage_key == "bronze/x" and req.duration_s == pytest.approx(9.2)
+
+
+def test_create_refusals_reserve_nothing(env):
+    jobs, billing, acc, _ = env
+    with pytest.raises(FileNotFound):
+        jobs.create_job(acc, "enhance", {}, {"file": "nope"})
+    with pytest.raises(FileNotFound):
+        jobs.create_job("acc_other", "enhance", {}, {"file": "f1"})
+    with pytest.raises(InvalidRequest):
+        jobs.create_job(acc, "diarize", {}, {"file": "f1", "input_srt": "f1"})
+    with pytest.raises(InvalidRequest):
+        jobs.create_job(acc, "enhance", {}, {"file": "s1"})
+    with pytest.raises(InvalidRequest):
+        jobs.create_job(acc, "transmogrify", {}, {"file": "f1"})
+    billing.reserve("hog", acc, 95)
+    with pytest.raises(InsufficientCredits) as err:
+        jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    assert err.value.extra == {"required": 10, "available": 5}
+    assert billing.balance(acc).reserved == 95
+
+
+def test_event_sequence_and_duplicates(env):
+    jobs, billing, acc, _ = env
+    job = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    assert jobs.apply_event(event(job, events_pb2.EVENT_TYPE_RUNNING, attempt=1)) == "running"
+    jobs.apply_event(event(job, events_pb2.EVENT_TYPE_PROGRESS, progress=0.6, stage="denoise"))
+    jobs.apply_event(event(job, events_pb2.EVENT_TYPE_PROGRESS, progress=0.4, stage="denoise"))  # late, lower
+    assert jobs.get_job(job.job_id, acc).progress == pytest.approx(0.6)
+    done = event(job, events_pb2.EVENT_TYPE_COMPLETED,
+                 results=[events_pb2.ResultObject(name="a.wav", storage_key="silver/a.wav", size_bytes=3)])
+    assert jobs.apply_event(done) == "completed"
+    for dup in (done, event(job, events_pb2.EVENT_TYPE_FAILED, error_code="x"),
+                event(job, events_pb2.EVENT_TYPE_RUNNING)):
+        assert jobs.apply_event(dup) == "duplicate"
+    final = jobs.get_job(job.job_id, acc)
+    assert final.status == "completed" and final.progress == 1.0 and final.results[0]["name"] == "a.wav"
+    assert sorted(e.kind for e in billing.ledger(acc)) == ["confirm", "grant", "reserve"]
+
+
+def test_failure_releases_and_cancel_rules(env):
+    jobs, billing, acc, _ = env
+    a = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    jobs.apply_event(event(a, events_pb2.EVENT_TYPE_FAILED, error_code="invalid_audio", error_message="bad"))
+    got = jobs.get_job(a.job_id, None)
+    assert (got.status, got.error_code, got.error_message) == ("failed", "invalid_audio", "bad")
+    b = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    assert jobs.cancel_job(b.job_id, acc).status == "cancelled"
+    with pytest.raises(InvalidState):
+        jobs.cancel_job(b.job_id, acc)
+    with pytest.raises(JobNotFound):
+        jobs.cancel_job(b.job_id, "acc_other")
+    assert jobs.apply_event(event(b, events_pb2.EVENT_TYPE_COMPLETED)) == "duplicate"
+    assert jobs.get_job(b.job_id, acc).status == "cancelled"
+    bal = billing.balance(acc)
+    assert (bal.available, bal.reserved, bal.spent) == (100, 0, 0)
+
+
+def test_sweeper_fails_silent_jobs_and_releases(env):
+    jobs, billing, acc, sessions = env
+    stale = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    fresh = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    jobs.apply_event(event(stale, events_pb2.EVENT_TYPE_RUNNING))
+    jobs.apply_event(event(fresh, events_pb2.EVENT_TYPE_RUNNING))
+    with sessions.begin() as s:
+        s.get(JobRecord, stale.job_id).updated_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=700)
+    assert jobs.sweep(stale_running_s=600, stale_queued_s=86400) == 1
+    assert jobs.get_job(stale.job_id, acc).error_code == "timeout"
+    assert jobs.get_job(fresh.job_id, acc).status == "running"
+    assert billing.balance(acc).reserved == 10 and billing.balance(acc).available == 90
