@@ -1,0 +1,221 @@
+"""A KServe ModelServer hosting the registered ``Model`` classes on CPU.
+
+Every model in ``services.inference.models`` (or the ``TIMBR_MODEL_SERVER_MODELS`` subset) is
+wrapped by ``ServedModel``, a thin ``kserve.Model`` adapter: v2 tensors in, ``Model.predict``
+on a worker thread, v2 tensors out. Nothing is model-specific here, so a model that lands in
+the registry is served without new code.
+
+- gRPC (``inference.GRPCInferenceService``, the protocol Triton speaks) on ``grpc_port``;
+  HTTP v2 REST, ``/v2/health/live``, ``/v2/health/ready`` and ``/metrics`` on ``http_port``.
+- Liveness answers at once; models load in background threads and each model's readiness
+  (and the server's, which needs all of them) turns true when it has loaded. Requests to a
+  model still loading get UNAVAILABLE, which clients retry.
+- Errors: a missing model is NOT_FOUND (KServe), a failing request INVALID_ARGUMENT with the
+  model's message (one request fails, the server carries on).
+
+Never import this module from worker code: ``kserve`` and ``tritonclient.grpc`` cannot share
+a process (duplicate protobuf symbols).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from google.protobuf.unknown_fields import UnknownFieldSet
+from kserve import Model as KServeModel
+from kserve import ModelServer
+from kserve import model_server as kserve_model_server
+from kserve.errors import InferenceError, InvalidInput
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.utils.numpy_codec import from_np_dtype
+
+from services.inference.model_client import MODEL_REGISTRY, Model, ModelError
+from services.inference.model_server import metrics
+from services.inference.model_server.settings import ModelServerSettings
+
+log = logging.getLogger("timbr.model_server")
+
+
+def request_parameters(parameters: Any) -> dict[str, Any]:
+    """v2 request parameters (gRPC ``InferParameter`` map or REST dict) as plain Python values.
+
+    KServe's ``InferParameter`` has only bool/int64/string, while Triton's (and tritonclient,
+    which sends Python floats as ``double_param = 4``) also has ``double_param`` and
+    ``uint64_param = 5``. Those arrive as unknown fields here; they are decoded so float
+    parameters (e.g. ``atten_lim_db``) reach the model exactly as they do in-process.
+    """
+    out: dict[str, Any] = {}
+    for key, value in (parameters or {}).items():
+        if isinstance(value, InferParameter):
+            choice = value.WhichOneof("parameter_choice")
+            out[key] = getattr(value, choice) if choice else _unknown_parameter(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _unknown_parameter(value: InferParameter) -> Any:
+    for field in UnknownFieldSet(value):
+        if field.field_number == 4 and field.wire_type == 1:  # double_param (fixed64)
+            return struct.unpack("<d", struct.pack("<Q", field.data))[0]
+        if field.field_number == 5 and field.wire_type == 0:  # uint64_param (varint)
+            return int(field.data)
+    return None
+
+
+def build_model(name: str) -> Model:
+    target = MODEL_REGISTRY[name]
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)()
+
+
+class ServedModel(KServeModel):
+    """One registered ``Model`` behind KServe's v2 data plane."""
+
+    def __init__(self, name: str, model: Model, max_concurrency: int = 1) -> None:
+        super().__init__(name)
+        self.model = model
+        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"model-{name}")
+        self.load_error: str | None = None
+        self.load_seconds = 0.0
+
+    def load(self) -> bool:
+        start = time.perf_counter()
+        self.model.load()
+        self.model.ready = True
+        self.load_seconds = time.perf_counter() - start
+        metrics.LOAD_SECONDS.labels(self.name).set(self.load_seconds)
+        metrics.MODEL_READY.labels(self.name).set(1)
+        self.ready = True
+        return True
+
+    def _run(self, inputs: dict[str, np.ndarray], params: dict[str, Any], queued_at: float):
+        metrics.QUEUE_SECONDS.labels(self.name).observe(time.perf_counter() - queued_at)
+        with metrics.PREDICT_SECONDS.labels(self.name).time():
+            return self.model.predict(inputs, params)
+
+    async def predict(
+        self, payload: InferRequest, headers: dict[str, str] | None = None, response_headers=None
+    ) -> InferResponse:
+        if not isinstance(payload, InferRequest):
+            raise InvalidInput("this server speaks the v2 protocol only")
+        try:
+            inputs = {}
+            for tensor in payload.inputs:
+                array = tensor.as_numpy()
+                # Raw gRPC buffers decode read-only; models may work in place.
+                inputs[tensor.name] = array if array.flags.writeable else array.copy()
+        except Exception as exc:
+            metrics.REQUESTS.labels(self.name, "invalid").inc()
+            raise InvalidInput(f"bad input tensor: {exc}") from exc
+        params = request_parameters(payload.parameters)
+        loop = asyncio.get_running_loop()
+        metrics.INFLIGHT.labels(self.name).inc()
+        try:
+            outputs = await loop.run_in_executor(
+                self._executor, self._run, inputs, params, time.perf_counter()
+            )
+        except ModelError as exc:
+            metrics.REQUESTS.labels(self.name, "error").inc()
+            raise InferenceError(str(exc)) from exc
+        except Exception as exc:
+            metrics.REQUESTS.labels(self.name, "error").inc()
+            log.exception("model %s failed", self.name)
+            raise InferenceError(f"model {self.name!r} failed: {exc}") from exc
+        finally:
+            metrics.INFLIGHT.labels(self.name).dec()
+        metrics.REQUESTS.labels(self.name, "ok").inc()
+        binary = payload.from_grpc or payload.use_binary_outputs
+        infer_outputs = []
+        for out_name, array in outputs.items():
+            array = np.asarray(array)
+            if array.dtype.kind in "SU":
+                array = np.array([s.encode() if isinstance(s, str) else s for s in array.flat],
+                                 dtype=np.object_).reshape(array.shape)
+            datatype = from_np_dtype(array.dtype)
+            if datatype is None:
+                raise InferenceError(f"model {self.name!r} returned unsupported dtype {array.dtype}")
+            out = InferOutput(name=out_name, shape=list(array.shape), datatype=datatype)
+            out.set_data_from_numpy(np.ascontiguousarray(array), binary_data=binary)
+            infer_outputs.append(out)
+        return InferResponse(
+            response_id=payload.id or "",
+            model_name=self.name,
+            infer_outputs=infer_outputs,
+            use_binary_outputs=binary,
+        )
+
+    def stop(self) -> None:
+        super().stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class AllModelsDataPlane(DataPlane):
+    """Server readiness = every hosted model loaded (KServe's default is always true)."""
+
+    async def ready(self) -> bool:
+        models = self._model_registry.get_models()
+        return bool(models) and all(m.ready for m in models.values())
+
+
+def _load_in_background(served: ServedModel, exit_on_failure: bool) -> threading.Thread:
+    def run() -> None:
+        try:
+            served.load()
+            log.info("model %s ready (%.1f s)", served.name, served.load_seconds)
+        except Exception as exc:  # a model that cannot load is fatal for this process
+            served.load_error = str(exc)
+            log.exception("model %s failed to load", served.name)
+            if exit_on_failure:
+                os._exit(3)
+
+    thread = threading.Thread(target=run, name=f"load-{served.name}", daemon=True)
+    thread.start()
+    return thread
+
+
+def build_server(settings: ModelServerSettings) -> tuple[ModelServer, list[ServedModel]]:
+    import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
+
+    names = settings.model_names(list(MODEL_REGISTRY))
+    # KServe reads its gRPC limits from its module-level argparse namespace.
+    limit = settings.grpc_max_message_mb * 1024 * 1024
+    kserve_model_server.args.grpc_max_send_message_length = limit
+    kserve_model_server.args.grpc_max_receive_message_length = limit
+    server = ModelServer(
+        http_port=settings.http_port,
+        grpc_port=settings.grpc_port,
+        max_threads=settings.grpc_threads,
+        enable_latency_logging=False,
+        grace_period=5,
+    )
+    server.dataplane = AllModelsDataPlane(model_registry=server.registered_models)
+    served = []
+    for name in names:
+        model = ServedModel(name, build_model(name), settings.max_concurrency)
+        server.register_model(model)  # registered before it is ready: readiness says when
+        metrics.MODEL_READY.labels(name).set(0)
+        served.append(model)
+    return server, served
+
+
+def main() -> None:
+    settings = ModelServerSettings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    server, served = build_server(settings)
+    log.info("serving %s on grpc :%d http :%d", [m.name for m in served], settings.grpc_port,
+             settings.http_port)
+    for model in served:
+        _load_in_background(model, settings.exit_on_load_failure)
+    server.start([])

@@ -1,0 +1,38 @@
+"""Model server settings, from ``TIMBR_MODEL_SERVER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIMBR_MODEL_SERVER_", extra="ignore")
+
+    http_port: int = Field(8080, ge=1, le=65535)
+    grpc_port: int = Field(8081, ge=1, le=65535)
+    # Comma-separated model names; empty serves every registered model.
+    models: str = ""
+    # Requests one model runs at once (each in its own thread); more queue. 1 suits 2 cores.
+    max_concurrency: int = Field(1, ge=1, le=64)
+    grpc_threads: int = Field(4, ge=1, le=64)
+    # gRPC message limit: a 10-minute 48 kHz float32 chunk is 115 MB.
+    grpc_max_message_mb: int = Field(512, ge=4, le=2047)
+    # Exit (non-zero) when a model fails to load, so the orchestrator restarts or flags it.
+    exit_on_load_failure: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("models")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    def model_names(self, registered: list[str]) -> list[str]:
+        """The models to serve: the configured list (checked) or every registered one."""
+        if not self.models:
+            return sorted(registered)
+        names = self.models.split(",")
+        unknown = [n for n in names if n not in registered]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; registered: {sorted(registered)}")
+        return names
