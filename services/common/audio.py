@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 import av
 import numpy as np
@@ -178,7 +178,7 @@ class AudioWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> AudioWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import grpc
 from fastapi import Depends, Request
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.grpc_util import metadata
 from services.common.pb.timbr.v1 import billing_pb2, billing_pb2_grpc, jobs_pb2_grpc
@@ -48,7 +48,8 @@ class Caller:
         return metadata(self.request_id)
 
 
-def current_account(request: Request, clients: ClientsDep, _=Depends(_bearer)) -> Caller:
+def current_account(request: Request, clients: ClientsDep,
+                    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
     header = request.headers.get("authorization", "").strip()
     token = header[7:].strip() if header.lower().startswith("bearer ") else header
     if not token:

@@ -32,7 +32,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kafka.structs import OffsetAndMetadata
 
 from services.common.audio import InvalidAudio
-from services.common.grpc_util import channel, metadata
+from services.common.grpc_util import channel
 from services.common.kafka import make_consumer, make_producer
 from services.common.logging import bound_contextvars, get_logger
 from services.common.pb.timbr.v1 import events_pb2, jobs_pb2, jobs_pb2_grpc
@@ -59,7 +59,7 @@ def load_pipelines(targets: dict[str, str], models: ModelClient) -> dict[str, Pi
         module, _, attr = target.partition(":")
         try:
             pipelines[job_type] = getattr(importlib.import_module(module), attr)(models)
-        except Exception:  # noqa: BLE001 - one broken pipeline must not stop the others
+        except Exception:
             log.exception("pipeline.load_failed", job_type=job_type, target=target)
     return pipelines
 
@@ -208,7 +208,7 @@ class Worker:
                 reporter.failed(exc.code, exc.message)
                 metrics.JOBS_PROCESSED.labels(request.job_type, "failed").inc()
                 return "failed"
-            except Exception as exc:  # noqa: BLE001 - transient: retry with backoff
+            except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("job.attempt_failed", attempt=attempt)
                 if attempt < self.settings.max_attempts:
@@ -318,5 +318,3 @@ def make_model_client(settings: WorkerSettings) -> ModelClient:
 
     return InProcessModelClient()
 
-
-__all__ = ["Worker", "build_worker", "load_pipelines", "metadata"]

@@ -171,7 +171,7 @@ def test_srt_upload_is_validated(api, make_account):
     good = "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n00:00:02,000 --> 00:00:03,000\nHi.\n"
     r = upload(api, acc.headers, good.encode(), "subs.srt")
     assert r.status_code == 200 and r.json()["kind"] == "subtitle"
-    for bad in (b"not a subtitle at all", b"", "1\n00:00:02,000 --> 00:00:01,000\nBackwards\n".encode(),
+    for bad in (b"not a subtitle at all", b"", b"1\n00:00:02,000 --> 00:00:01,000\nBackwards\n",
                 b"\xff\xfe\x00garbage"):
         r = upload(api, acc.headers, bad, "bad.srt")
         assert r.status_code == 422, (bad, r.text)

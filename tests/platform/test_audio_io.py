@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.common.audio import FORMAT_BIT_DEPTHS, AudioWriter, InvalidAudio, iter_blocks, probe, read_audio, \
-    write_audio
+from services.common.audio import (
+    FORMAT_BIT_DEPTHS,
+    AudioWriter,
+    InvalidAudio,
+    iter_blocks,
+    probe,
+    read_audio,
+    write_audio,
+)
 
 
 def sine(rate: int, seconds: float, channels: int = 2) -> np.ndarray:

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 import uuid
 from pathlib import PurePath
+from typing import Annotated
 
 import srt
 from fastapi import APIRouter, File, UploadFile
@@ -60,7 +61,7 @@ def _check_srt(upload: UploadFile, size: int) -> None:
 @router.post("/v1/upload", response_model=FileOut, summary="Upload an audio file")
 @router.post("/v1/audio/upload", response_model=FileOut, include_in_schema=False)
 def upload(caller: CurrentAccount, clients: ClientsDep,
-           file: UploadFile = File(..., description="Audio file (any format FFmpeg decodes) or an .srt file")):
+           file: Annotated[UploadFile, File(description="Audio file (any format FFmpeg decodes) or an .srt file")]):
     settings = clients.settings
     size = _size(file)
     if size == 0:
