@@ -28,7 +28,7 @@ class Stack:
     kafka_port: int = 9092
     billing_db: str = ""
     jobs_db: str = ""
-    metrics_base: int = 9101           # billing, jobs, worker get base, base+1, base+2; 0 = random
+    metrics_ports: tuple[int, int, int] = (9101, 9102, 9103)  # billing, jobs, first worker
     worker_env: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -36,7 +36,7 @@ class Stack:
     @classmethod
     def on_free_ports(cls, root: Path, **kw) -> Stack:
         return cls(root=root, gateway_port=free_port(), billing_port=free_port(), jobs_port=free_port(),
-                   kafka_port=free_port(), metrics_base=0, **kw)
+                   kafka_port=free_port(), metrics_ports=(free_port(), free_port(), free_port()), **kw)
 
     @property
     def url(self) -> str:
@@ -56,9 +56,6 @@ class Stack:
         env.update(self.extra_env)
         return env
 
-    def _metrics(self, offset: int) -> str:
-        return str(self.metrics_base + offset) if self.metrics_base else "0"
-
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> subprocess.Popen:
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -73,10 +70,10 @@ class Stack:
         (self.root / "logs").mkdir(exist_ok=True)
         self.procs["kafka"] = start_broker(self.kafka_port, self.root / "logs" / "kafka.log")
         self._spawn("billing", "services.billing", {
-            "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.billing_port}", "TIMBR_METRICS_PORT": self._metrics(0),
+            "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.billing_port}", "TIMBR_METRICS_PORT": str(self.metrics_ports[0]),
             "TIMBR_DATABASE_URL": self.billing_db or f"sqlite:///{self.root / 'billing.db'}"})
         self._spawn("jobs", "services.jobs", {
-            "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.jobs_port}", "TIMBR_METRICS_PORT": self._metrics(1),
+            "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.jobs_port}", "TIMBR_METRICS_PORT": str(self.metrics_ports[1]),
             "TIMBR_DATABASE_URL": self.jobs_db or f"sqlite:///{self.root / 'jobs.db'}"})
         self._spawn("gateway", "services.gateway", {"TIMBR_PORT": str(self.gateway_port)})
         if worker:
@@ -87,7 +84,7 @@ class Stack:
 
     def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
         return self._spawn(name, "services.inference", {
-            "TIMBR_METRICS_PORT": self._metrics(2) if name == "worker" else "0",
+            "TIMBR_METRICS_PORT": str(self.metrics_ports[2]) if name == "worker" else "0",
             "TIMBR_WORKDIR": str(self.root / "work"), **self.worker_env, **env})
 
     def _wait(self, port: int, timeout_s: float = 60.0) -> None:

@@ -209,3 +209,23 @@ def test_health_docs_metrics(api):
     assert "TimbrToken" in spec["components"]["securitySchemes"]
     metrics = api.get("/metrics").text
     assert "timbr_http_request_duration_seconds_bucket" in metrics
+
+
+def test_every_service_exposes_prometheus_metrics(api, make_account, stack):
+    import httpx
+
+    acc = make_account(5)
+    f = upload_ok(api, acc.headers, tone_wav(1.0))
+    wait_job(api, acc.headers, api.post("/v1/audio/enhance", headers=acc.headers,
+                                        json={"file_id": f["file_id"]}).json()["job_id"])
+    billing_port, jobs_port, worker_port = stack.metrics_ports
+    expected = {billing_port: ['timbr_credits_total{kind="confirm"}', "timbr_grpc_request_duration_seconds"],
+                jobs_port: ['timbr_jobs_total{job_type="enhance",status="completed"}', "timbr_outbox_pending",
+                            "timbr_kafka_consumer_lag"],
+                worker_port: ['timbr_worker_jobs_total{job_type="enhance",outcome="completed"}',
+                              'timbr_pipeline_realtime_factor_bucket{job_type="enhance"',
+                              'timbr_pipeline_stage_seconds_count{job_type="enhance",stage="process"}']}
+    for port, names in expected.items():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        for name in names:
+            assert name in text, (port, name)
