@@ -14,8 +14,8 @@ above 45% of the sample rate are pulled down to it so low-rate inputs (8 kHz) st
 | vocal      | peak        | 300   | -4.0 | 1.0  | mud (200-400 Hz)                         |
 | vocal      | peak        | 3200  | +4.0 | 0.9  | presence / intelligibility (2-5 kHz)     |
 | vocal      | high_shelf  | 10000 | +1.5 | 0.7  | air                                      |
-| bass_boost | highpass    | 30    |      |      | sub-sonic energy that only eats headroom |
-| bass_boost | low_shelf   | 120   | +6.0 | 0.7  | the lift                                 |
+| bass_boost | highpass    | 25    |      |      | sub-sonic energy that only eats headroom |
+| bass_boost | low_shelf   | 150   | +6.0 | 0.7  | the lift                                 |
 | bass_boost | gain        |       | -3.0 |      | headroom for the lift                    |
 """
 
@@ -50,8 +50,8 @@ PRESETS: dict[str, tuple[Band, ...]] = {
         Band("high_shelf", 10000, +1.5, 0.7),
     ),
     "bass_boost": (
-        Band("highpass", 30),
-        Band("low_shelf", 120, +6.0, 0.7),
+        Band("highpass", 25),
+        Band("low_shelf", 150, +6.0, 0.7),
         Band("gain", gain_db=-3.0),
     ),
 }

@@ -21,7 +21,7 @@ def spectral_gate(audio: np.ndarray, rate: int, atten_lim_db: float = 100.0) -> 
     n = audio.shape[0]
     if n == 0 or atten_lim_db <= 0:
         return audio.astype(np.float32, copy=True)
-    nper = 1 << int(round(np.log2(rate * 0.021)))
+    nper = 1 << round(float(np.log2(rate * 0.021)))
     nper = max(64, min(nper, 8192))
     if n < nper:
         return audio.astype(np.float32, copy=True)

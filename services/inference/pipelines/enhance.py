@@ -59,9 +59,10 @@ class EnhanceSettings:
     warmup_s: float = 1.0            # model context before each window, discarded
     crossfade_s: float = 0.25        # overlap joined by a raised-cosine crossfade
     max_atten_db: float = 40.0       # noise_reduction 0..1 -> 0..40 dB; 1.0 -> no limit
-    max_gain_db: float = 40.0        # normalisation never lifts more than this
+    max_gain_db: float = 60.0        # normalisation never lifts more than this
     loudness_tolerance_lu: float = 0.3
-    render_attempts: int = 3
+    render_attempts: int = 5
+    max_push_db: float = 12.0        # most extra gain the limiter is asked to absorb
     limiter: LimiterSettings = field(default_factory=LimiterSettings)
 
 
@@ -140,6 +141,8 @@ class EnhancePipeline(Pipeline):
             render = self._render(ctx, p, stage, scratch, out_path)      # -> output file
         except InvalidAudio as exc:
             raise PipelineError("invalid_audio", str(exc)) from exc
+        except av.error.FFmpegError as exc:  # probe_rate opens the file unwrapped
+            raise PipelineError("invalid_audio", f"the file could not be decoded as audio: {exc}") from exc
         finally:
             (ctx.workdir / "enhance.scratch.f32").unlink(missing_ok=True)
 
@@ -294,36 +297,55 @@ class EnhancePipeline(Pipeline):
         # stop what would clip (it then holds the ceiling too).
         limit = p.normalize or (math.isfinite(tp) and tp + gain > 0.0)
         frames = m.frames
-        block = max(1024, int(s.block_s * m.rate))
         data = np.memmap(scratch, dtype=np.float32, mode="r", shape=(frames, m.channels)) if frames else None
-        passes = 0
+        passes, last, first_gain = 0, None, gain
         while True:
             passes += 1
-            out = Measure(m.rate, m.channels)
-            limiter = TruePeakLimiter(m.rate, m.channels, s.limiter) if limit else None
-            g = np.float32(10 ** (gain / 20))
-            with AudioWriter(out_path, m.rate, m.channels, p.output_format, p.bit_depth) as writer:
-                def emit(y: np.ndarray) -> None:
-                    if y.shape[1]:
-                        out.update(y)
-                        writer.write(y)
-                for i in range(0, frames, block):
-                    x = np.ascontiguousarray(data[i:i + block].T) * g
-                    emit(limiter.process(x) if limiter is not None else x)
-                    ctx.hook("render", completed=min(frames, i + block) / m.rate, total=frames / m.rate)
-                if limiter is not None:
-                    emit(limiter.flush())
+            out, reduction = self._render_once(ctx, p, data, m, gain, limit, out_path)
             got = out.loudness.integrated()
             miss = p.target_lufs - got if p.normalize and math.isfinite(got) and math.isfinite(lufs) else 0.0
-            if abs(miss) <= s.loudness_tolerance_lu or passes >= s.render_attempts or gain >= s.max_gain_db:
+            # Limiting ate loudness: push harder and re-render. Under heavy limiting a dB of gain
+            # buys less than a dB of loudness, so step along the measured slope (secant); stop
+            # where pushing no longer pays (the programme's own crest factor) or would crush it.
+            slope = 1.0
+            if last is not None and gain != last[0]:
+                slope = (got - last[1]) / (gain - last[0])
+            if (abs(miss) <= s.loudness_tolerance_lu or passes >= s.render_attempts or gain >= s.max_gain_db
+                    or slope < 0.2 or gain - first_gain >= s.max_push_db):
                 break
-            gain = min(s.max_gain_db, gain + miss)  # limiting ate loudness: push harder, re-render
+            last = (gain, got)
+            step = miss / float(np.clip(slope, 0.3, 1.0))
+            gain = min(s.max_gain_db, first_gain + s.max_push_db, gain + float(np.clip(step, -12.0, 12.0)))
+        if p.normalize and math.isfinite(lufs):
+            norm["target_reached"] = abs(miss) <= 0.5
         del data
         norm["gain_db"] = round(gain, 2)
         return {"measure": out, "normalize": norm, "passes": passes,
                 "limiter": {"enabled": limit, "ceiling_dbtp": s.limiter.ceiling_dbtp,
                             "lookahead_ms": s.limiter.lookahead_ms, "release_ms": s.limiter.release_ms,
-                            "max_reduction_db": round(limiter.reduction_db, 2) if limiter else 0.0}}
+                            "max_reduction_db": round(reduction, 2)}}
+
+    def _render_once(self, ctx: JobContext, p: EnhanceParams, data: np.ndarray | None, m: Measure,
+                     gain_db: float, limit: bool, out_path: Path) -> tuple[Measure, float]:
+        block = max(1024, int(self.settings.block_s * m.rate))
+        frames = m.frames
+        out = Measure(m.rate, m.channels)
+        limiter = TruePeakLimiter(m.rate, m.channels, self.settings.limiter) if limit else None
+        g = np.float32(10 ** (gain_db / 20))
+        with AudioWriter(out_path, m.rate, m.channels, p.output_format, p.bit_depth) as writer:
+            for i in range(0, frames, block):
+                x = np.ascontiguousarray(data[i:i + block].T) * g                 # (channels, n)
+                y = limiter.process(x) if limiter is not None else x
+                if y.shape[1]:
+                    out.update(y)
+                    writer.write(y)
+                ctx.hook("render", completed=min(frames, i + block) / m.rate, total=frames / m.rate)
+            if limiter is not None:
+                y = limiter.flush()
+                if y.shape[1]:
+                    out.update(y)
+                    writer.write(y)
+        return out, (limiter.reduction_db if limiter is not None else 0.0)
 
 
 __all__ = ["EnhancePipeline", "EnhanceSettings", "atten_lim_db"]
