@@ -22,6 +22,7 @@ import scipy.signal
 import soundfile as sf
 import soxr
 
+import services.inference.models  # noqa: F401  (registers speech_enhancer)
 from services.inference.dsp.dynamics import TruePeakLimiter
 from services.inference.dsp.loudness import LoudnessMeter, TruePeakMeter
 from services.inference.dsp.overlap import ChunkedProcessor
@@ -29,8 +30,6 @@ from services.inference.errors import PipelineError
 from services.inference.model_client import InProcessModelClient
 from services.inference.pipeline import JobContext
 from services.inference.pipelines.enhance import EnhancePipeline, atten_lim_db
-
-import services.inference.models  # noqa: F401  (registers speech_enhancer)
 
 TEXT = ("Please remember to water the plants while I am away. The museum has a new exhibition "
         "about ancient ships, and the garden looks beautiful after the rain.")
@@ -122,7 +121,7 @@ def denoised(run, speech48):
 
 
 def test_denoise_raises_si_sdr_with_strength(denoised):
-    noisy, ref, outs, _ = denoised
+    _noisy, ref, outs, _ = denoised
     base = si_sdr(ref, outs[0.0][0][0])
     half = si_sdr(ref, outs[0.5][0][0])
     full = si_sdr(ref, outs[1.0][0][0])
@@ -241,7 +240,7 @@ def test_silence_stays_silent(run):
 
 def test_clipped_input_is_brought_under_the_ceiling(run, speech48):
     clipped = np.clip(speech48 * 8, -1, 1)
-    y, rate, report, _ = run(clipped, 48000, subtype="PCM_16")
+    y, rate, _report, _ = run(clipped, 48000, subtype="PCM_16")
     assert true_peak_4x(y, rate) <= -0.95
     assert abs(pyloudnorm.Meter(rate).integrated_loudness(y.T) + 16.0) < 0.5
 
