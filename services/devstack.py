@@ -127,7 +127,12 @@ Ctrl-C stops everything.
 """
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM as on Ctrl-C
     stack = Stack()
     try:
         stack.start()

@@ -16,7 +16,12 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
     Records of the standard library (uvicorn, kafka, grpc) go through the same renderer.
     """
+    def add_service(_logger, _method, event_dict):  # every thread, not only the one that configured
+        event_dict.setdefault("service", service)
+        return event_dict
+
     shared = [
+        add_service,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -38,7 +43,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
-    structlog.contextvars.bind_contextvars(service=service)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
