@@ -45,7 +45,7 @@ class Loop(threading.Thread):
             while not self._stop_event.is_set():
                 try:
                     busy = self.step()
-                except Exception:  # noqa: BLE001 - a loop must survive its dependency's outage
+                except Exception:
                     log.exception(f"{self.name}.error")
                     busy = False
                 if not busy:

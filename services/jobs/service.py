@@ -23,8 +23,14 @@ from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import billing_pb2, events_pb2
 from services.common.settings import TOPIC_REQUESTED
 from services.jobs import metrics
-from services.jobs.errors import (FileNotFound, InsufficientCredits, InvalidRequest, InvalidState, JobNotFound,
-                                  Unavailable)
+from services.jobs.errors import (
+    FileNotFound,
+    InsufficientCredits,
+    InvalidRequest,
+    InvalidState,
+    JobNotFound,
+    Unavailable,
+)
 from services.jobs.models import FileRecord, JobRecord, OutboxMessage, utcnow
 
 log = get_logger(__name__)
