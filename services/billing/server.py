@@ -108,6 +108,12 @@ class BillingServicer(pb_grpc.BillingServicer):
         with _mapped(context):
             return self._reservation(self.svc.release(request.job_id))
 
+    def ListOpenReservations(self, request, context):
+        with _mapped(context):
+            return pb.ListOpenReservationsResponse(reservations=[
+                pb.Reservation(job_id=r.job_id, account_id=r.account_id, credits=r.credits, state=r.state)
+                for r in self.svc.open_reservations(request.older_than_s, request.limit)])
+
 
 def serve(settings, service: BillingService | None = None):
     """Start the gRPC server; returns (server, bound port)."""

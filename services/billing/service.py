@@ -180,6 +180,18 @@ class BillingService:
             r = entries["reserve"]
             return Reservation(job_id, r.account_id, r.credits, self._state(entries))
 
+    def open_reservations(self, older_than_s: float, limit: int = 500) -> list[Reservation]:
+        """Reservations neither confirmed nor released, older than ``older_than_s``."""
+        import datetime as dt
+
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_s)
+        settled = select(LedgerEntry.job_id).where(LedgerEntry.kind.in_(("confirm", "release")))
+        q = (select(LedgerEntry).where(LedgerEntry.kind == "reserve", LedgerEntry.created_at < cutoff,
+                                       LedgerEntry.job_id.not_in(settled))
+             .order_by(LedgerEntry.entry_id).limit(limit or 500))
+        with self._sessions() as s:
+            return [Reservation(e.job_id, e.account_id, e.credits, "reserved") for e in s.scalars(q)]
+
     def confirm(self, job_id: str) -> Reservation:
         return self._settle(job_id, "confirm")
 

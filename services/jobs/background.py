@@ -143,4 +143,5 @@ class Sweeper(Loop):
 
     def step(self) -> bool:
         self._service.sweep(*self._limits)
+        self._service.release_orphans()
         return False

@@ -235,3 +235,17 @@ class JobsService:
             self._settle(job_id, "release")
             log.warning("job.swept", job_id=job_id)
         return len(swept)
+
+    def release_orphans(self, older_than_s: float = 300.0) -> int:
+        """Release reservations whose job row was never written (the service died between
+        Reserve and the insert). Returns how many."""
+        resp = self._billing.ListOpenReservations(
+            billing_pb2.ListOpenReservationsRequest(older_than_s=older_than_s, limit=500), timeout=self._timeout)
+        released = 0
+        with self._sessions() as s:
+            orphans = [r.job_id for r in resp.reservations if s.get(JobRecord, r.job_id) is None]
+        for job_id in orphans:
+            self._settle(job_id, "release")
+            log.warning("credits.orphan_released", job_id=job_id)
+            released += 1
+        return released

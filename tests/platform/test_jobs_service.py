@@ -124,3 +124,14 @@ def test_sweeper_fails_silent_jobs_and_releases(env):
     assert jobs.get_job(stale.job_id, acc).error_code == "timeout"
     assert jobs.get_job(fresh.job_id, acc).status == "running"
     assert billing.balance(acc).reserved == 10 and billing.balance(acc).available == 90
+
+
+def test_orphan_reservations_are_released(env):
+    jobs, billing, acc, _ = env
+    job = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    billing.reserve("job_lost_before_insert", acc, 7)  # as if the service died after Reserve
+    assert jobs.release_orphans(older_than_s=0) == 1
+    assert jobs.release_orphans(older_than_s=0) == 0
+    assert billing.balance(acc).reserved == job.credits_reserved  # the real job keeps its reservation
+    assert sorted(e.kind for e in billing.ledger(acc) if e.job_id == "job_lost_before_insert") == ["release",
+                                                                                                   "reserve"]
