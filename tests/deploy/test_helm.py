@@ -231,6 +231,23 @@ def test_env_wires_the_services(docs):
         assert "secretKeyRef" in env_of(c)["TIMBR_SIGNING_SECRET"]["valueFrom"]
 
 
+def test_processes_listen_on_the_pod_network(default_docs):
+    """Each service binds where the chart points probes and Services (defaults are loopback)."""
+    gateway = env_of(pod_spec(one(default_docs, "Deployment", "timbr-gateway"))["containers"][0])
+    assert gateway["TIMBR_HOST"]["value"] == "0.0.0.0" and gateway["TIMBR_PORT"]["value"] == "8000"
+    for name, port, metrics in (("billing", 50051, 9101), ("jobs", 50052, 9102)):
+        env = env_of(pod_spec(one(default_docs, "Deployment", f"timbr-{name}"))["containers"][0])
+        assert env["TIMBR_GRPC_LISTEN"]["value"] == f"0.0.0.0:{port}"
+        assert env["TIMBR_METRICS_PORT"]["value"] == str(metrics)
+    spec = pod_spec(one(default_docs, "Deployment", "timbr-worker-diarize"))
+    env = env_of(spec["containers"][0])
+    assert env["TIMBR_METRICS_PORT"]["value"] == "9103"
+    assert env["TIMBR_WORKER_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # The work directory must be on the writable scratch volume (the image is read-only for uid 10001).
+    tmp = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "tmp")
+    assert env["TIMBR_WORKDIR"]["value"].startswith(tmp["mountPath"] + "/")
+
+
 def test_default_is_self_contained(default_docs):
     config = one(default_docs, "ConfigMap", "timbr")["data"]
     assert config["TIMBR_MODEL_BACKEND"] == "inprocess" and config["TIMBR_MODEL_URL"] == ""
@@ -284,17 +301,18 @@ def test_triton_on_gpu_nodes(prod_docs):
 def test_triton_model_repository_from_image_or_pvc():
     docs = render("--set", "triton.enabled=true")
     spec = pod_spec(one(docs, "Deployment", "timbr-triton"))
-    (init,) = spec["initContainers"]
-    assert init["image"] == "timbr:0.1.0" and "/app/triton_models" in init["command"]
-    assert {"name": "models", "emptyDir": {}} in spec["volumes"]
-    assert "--model-repository=/models" in spec["containers"][0]["args"]
+    (c,) = spec["containers"]
+    assert c["image"] == "timbr-triton:0.1.0"
+    assert "--model-repository=/opt/timbr/triton_models" in c["args"]
+    assert not any(v["name"] == "models" for v in spec["volumes"])
     assert one(docs, "ConfigMap", "timbr")["data"]["TIMBR_MODEL_URL"] == "timbr-triton:8001"
 
     docs = render("--set", "triton.enabled=true", "--set", "triton.modelRepository.source=pvc",
                   "--set", "triton.modelRepository.pvc.claimName=models")
     spec = pod_spec(one(docs, "Deployment", "timbr-triton"))
-    assert "initContainers" not in spec
     assert {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in spec["volumes"]
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in spec["containers"][0]["volumeMounts"]
+    assert "--model-repository=/models" in spec["containers"][0]["args"]
 
 
 def test_model_server_on_cpu():
@@ -366,6 +384,23 @@ def test_grafana_dashboard(docs):
         for label in labels:
             assert any(re.search(rf"by \([^)]*\b{label}\b", e) for e in using), f"{metric} not split by {label}"
     assert "histogram_quantile(0.95" in joined
+    cells = set()
+    for p in shipped["panels"]:
+        pos = p["gridPos"]
+        assert pos["x"] + pos["w"] <= 24
+        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
+        assert not cells & area, f"panel {p['title']!r} overlaps another"
+        cells |= area
+
+
+def test_dashboard_json_is_generated():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_dashboard", ROOT / "deploy" / "helm" / "make_dashboard.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = json.loads((CHART / "dashboards" / "timbr.json").read_text())
+    assert shipped == module.build(), "run `python deploy/helm/make_dashboard.py`"
 
 
 def test_manifests_match_kubernetes_schemas(docs):
