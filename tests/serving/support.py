@@ -1,0 +1,125 @@
+"""Helpers for the serving tests and bench: a KServe ModelServer subprocess and example inputs.
+
+The server runs in its own process (``python -m services.inference.model_server``): kserve and
+tritonclient.grpc cannot be imported in one process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+SPEECH_TEXT = ("The quick brown fox jumps over the lazy dog. A second sentence follows, "
+               "spoken a little later, about the weather and the garden.")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ModelServerProcess:
+    """``python -m services.inference.model_server`` on free ports; restartable on the same ports."""
+
+    def __init__(self, models: list[str], log_path: Path, **env: str) -> None:
+        self.models = models
+        self.http_port, self.grpc_port = free_port(), free_port()
+        self.log_path = log_path
+        self.env = {**os.environ, "TIMBR_MODEL_SERVER_MODELS": ",".join(models),
+                    "TIMBR_MODEL_SERVER_HTTP_PORT": str(self.http_port),
+                    "TIMBR_MODEL_SERVER_GRPC_PORT": str(self.grpc_port),
+                    "TIMBR_MODEL_SERVER_LOG_LEVEL": "WARNING", **env}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> ModelServerProcess:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.inference.model_server"], cwd=REPO,
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def wait_ready(self, timeout_s: float = 180.0) -> ModelServerProcess:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"model server exited {self.proc.returncode}: {self.tail()}")
+            try:
+                if httpx.get(f"{self.http}/v2/health/ready", timeout=2).json().get("ready"):
+                    return self
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"model server not ready after {timeout_s} s: {self.tail()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def tail(self, n: int = 3000) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def speech(rate: int, text: str = SPEECH_TEXT) -> np.ndarray:
+    """espeak-ng speech, mono float32 at ``rate``, peak -6 dBFS."""
+    import soundfile as sf
+    import soxr
+
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed (deploy/apt-packages.txt)")
+    out = subprocess.run(["espeak-ng", "--stdout", "-s", "150", text], check=True, capture_output=True).stdout
+    x, sr = sf.read(io.BytesIO(out), dtype="float32")
+    x = soxr.resample(x, sr, rate).astype(np.float32)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def noisy(x: np.ndarray, snr_db: float = 5.0, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).standard_normal(x.size).astype(np.float32)
+    noise *= np.sqrt(np.mean(x**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
+    return (x + noise).astype(np.float32)
+
+
+def example_requests(s16: np.ndarray, s48: np.ndarray) -> dict[str, list[tuple[dict, dict | None]]]:
+    """Requests per model, shaped as the pipelines send them (see each model's docstring)."""
+    dur = s16.size / 16000
+    return {
+        "speech_enhancer": [({"audio": noisy(s48)}, None), ({"audio": noisy(s48)}, {"atten_lim_db": 12.0})],
+        "music_effect_separator": [({"audio": np.stack([noisy(s48, 0.0, 1), noisy(s48, 0.0, 2)])},
+                                    {"sample_rate": 48000})],
+        "vad_ten": [({"audio": s16}, None)],
+        "vad_silero": [({"audio": s16}, None)],
+        "vad_webrtc": [({"audio": s16}, None)],
+        "speaker_embedding": [({"audio": s16, "windows": np.array([[0.0, 1.5], [1.0, 3.0], [2.0, dur]],
+                                                                  np.float32)}, None)],
+        "whisper": [({}, {"task": "languages"}),
+                    ({"audio": s16}, {"task": "detect_language"}),
+                    ({"audio": s16, "clips": np.array([[0.0, dur]], np.float32)},
+                     {"task": "transcribe", "language": "en"})],
+    }
