@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+
+def utcnow() -> dt.datetime:
+    """Every stored time is UTC and timezone-aware."""
+    return dt.datetime.now(dt.UTC)
 
 
 def make_engine(url: str) -> Engine:
