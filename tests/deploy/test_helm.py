@@ -86,9 +86,15 @@ def prod_docs() -> list[dict]:
     return render("-f", str(PRODUCTION))
 
 
-@pytest.fixture(scope="module", params=["default", "production"])
-def docs(request, default_docs, prod_docs) -> list[dict]:
-    return default_docs if request.param == "default" else prod_docs
+@pytest.fixture(scope="module")
+def everything_docs() -> list[dict]:
+    """Production values with every optional part on (ModelServer too)."""
+    return render("-f", str(PRODUCTION), "--set", "modelServer.enabled=true")
+
+
+@pytest.fixture(scope="module", params=["default", "production", "everything"])
+def docs(request, default_docs, prod_docs, everything_docs) -> list[dict]:
+    return {"default": default_docs, "production": prod_docs, "everything": everything_docs}[request.param]
 
 
 @pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION)]], ids=["default", "production"])
@@ -227,8 +233,12 @@ def test_env_wires_the_services(docs):
         c = pod_spec(dep)["containers"][0]
         assert c["envFrom"] == [{"configMapRef": {"name": "timbr"}}]
         available = set(config) | set(env_of(c))
-        assert TIMBR_ENV <= available, TIMBR_ENV - available
-        assert "secretKeyRef" in env_of(c)["TIMBR_SIGNING_SECRET"]["valueFrom"]
+        required = TIMBR_ENV - ({"TIMBR_SIGNING_SECRET"} if dep["metadata"]["name"] == "timbr-modelserver" else set())
+        assert required <= available, required - available
+        if dep["metadata"]["name"] == "timbr-modelserver":
+            assert "TIMBR_SIGNING_SECRET" not in env_of(c), "the model server signs nothing"
+        else:
+            assert "secretKeyRef" in env_of(c)["TIMBR_SIGNING_SECRET"]["valueFrom"]
 
 
 def test_processes_listen_on_the_pod_network(default_docs):
@@ -427,3 +437,74 @@ def test_schema_validation_catches_a_broken_manifest(default_docs):
     with pytest.raises(kv.ValidationError):
         kv.validate(broken, "1.30", strict=True)
 
+
+
+SETTINGS = {
+    "gateway": "services.gateway.config:GatewaySettings",
+    "billing": "services.billing.config:BillingSettings",
+    "jobs": "services.jobs.config:JobsSettings",
+    "worker": "services.inference.config:WorkerSettings",
+    "modelserver": "services.inference.model_server.settings:ModelServerSettings",
+}
+
+
+def _settings_class(component: str):
+    import importlib
+
+    module, _, name = SETTINGS["worker" if component.startswith("worker-") else component].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _container_env(config: dict[str, str], container: dict) -> dict[str, str]:
+    """The environment a container would see, with placeholders for Secret and downward-API values."""
+    env = dict(config)
+    for name, entry in env_of(container).items():
+        if "value" in entry:
+            env[name] = entry["value"]
+        elif "secretKeyRef" in entry.get("valueFrom", {}):
+            key = entry["valueFrom"]["secretKeyRef"]["key"]
+            env[name] = "postgresql+psycopg://timbr@db:5432/" + key if "database" in key else "s" * 48
+        else:
+            env[name] = "timbr-pod-0"
+    return env
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION), "--set", "modelServer.enabled=true"]],
+                         ids=["default", "production"])
+def test_env_is_read_by_the_services_settings(values, monkeypatch):
+    """Every TIMBR_* variable the chart sets is a setting the service reads, with the chart's ports."""
+    docs = render(*values)
+    config = one(docs, "ConfigMap", "timbr")["data"]
+    known = {f"TIMBR_{name.upper()}" for cls in map(_settings_class, SETTINGS) for name in cls.model_fields}
+    known |= {f"TIMBR_MODEL_SERVER_{name.upper()}" for name in _settings_class("modelserver").model_fields}
+    assert set(config) <= known, set(config) - known
+    for dep in find(docs, "Deployment"):
+        component = dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component == "triton":
+            continue
+        (container,) = pod_spec(dep)["containers"]
+        cls = _settings_class(component)
+        prefix = cls.model_config["env_prefix"]
+        own = {name for name in env_of(container) if name.startswith("TIMBR_")}
+        fields = {f"{prefix}{name.upper()}" for name in cls.model_fields}
+        unread = own - fields
+        assert not unread, f"{component} sets {unread}, which {cls.__name__} does not read"
+        for name in list(os.environ):
+            if name.startswith("TIMBR_"):
+                monkeypatch.delenv(name)
+        for name, value in _container_env(config, container).items():
+            monkeypatch.setenv(name, value)
+        settings = cls()  # validates, e.g. refuses the development secret in production
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        if component == "gateway":
+            assert (settings.host, settings.port) == ("0.0.0.0", ports["http"])
+        elif component in ("billing", "jobs"):
+            assert settings.grpc_listen == f"0.0.0.0:{ports['grpc']}"
+            assert settings.metrics_port == ports["metrics"]
+            assert settings.database_url.endswith(f"/{component}-database-url")
+        elif component.startswith("worker-"):
+            assert settings.job_types == [component.removeprefix("worker-")]
+            assert settings.metrics_port == ports["metrics"]
+            assert settings.model_backend == config["TIMBR_MODEL_BACKEND"]
+        elif component == "modelserver":
+            assert (settings.http_port, settings.grpc_port) == (ports["http"], ports["grpc"])

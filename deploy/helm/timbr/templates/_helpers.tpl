@@ -144,11 +144,13 @@ Environment of a Timbr container. Call with
 */}}
 {{- define "timbr.env" -}}
 {{- $root := .root -}}
+{{- if not .noSigningSecret }}
 - name: TIMBR_SIGNING_SECRET
   valueFrom:
     secretKeyRef:
       name: {{ include "timbr.secretName" $root }}
       key: signing-secret
+{{- end }}
 {{- if .database }}
 - name: TIMBR_DATABASE_URL
   valueFrom:
@@ -237,7 +239,8 @@ affinity:
 A Timbr Deployment (one image, one command per component). Call with a dict:
   root, component, name (resource suffix), values (component values), replicas, hpa (bool),
   ports (list of {name, containerPort}), metricsPort, metricsPath, database (secret key or ""),
-  env (extra env list), storage (mount the storage volume), scratchSize, resources.
+  env (extra env list), storage (mount the storage volume), scratchSize, resources,
+  noSigningSecret (true for processes that sign nothing: the model server).
 */}}
 {{- define "timbr.deployment" -}}
 {{- $root := .root -}}
@@ -287,7 +290,7 @@ spec:
             - configMapRef:
                 name: {{ include "timbr.fullname" $root }}
           env:
-            {{- include "timbr.env" (dict "root" $root "database" .database "extra" (concat (default list .env) (default list $v.env))) | nindent 12 }}
+            {{- include "timbr.env" (dict "root" $root "database" .database "noSigningSecret" .noSigningSecret "extra" (concat (default list .env) (default list $v.env))) | trim | nindent 12 }}
           {{- include "timbr.probes" $v | trim | nindent 10 }}
           resources:
             {{- toYaml .resources | nindent 12 }}
