@@ -1,0 +1,118 @@
+"""TritonModelClient behaviour around an unreliable server: start-up checks, retries on
+UNAVAILABLE with backoff, a clean error when the server stays down, and the factory."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from services.inference.model_client import InProcessModelClient, ModelError
+from services.inference.remote_client import (
+    CLIENT_REQUESTS,
+    CLIENT_RETRIES,
+    ModelBackendSettings,
+    ModelServerUnavailable,
+    TritonModelClient,
+    make_model_client,
+)
+from tests.serving.support import ModelServerProcess, free_port
+
+import services.inference.models  # noqa: F401,I001 - fills MODEL_REGISTRY
+
+MODEL = "vad_webrtc"  # loads in milliseconds, so the server's start-up is all import time
+
+
+def retries(model: str = MODEL) -> float:
+    return CLIENT_RETRIES.labels(model)._value.get()
+
+
+def test_server_down_raises_unavailable_after_bounded_retries():
+    client = TritonModelClient(f"127.0.0.1:{free_port()}", retries=3, backoff_s=0.05, max_backoff_s=0.1)
+    before, failed = retries(), CLIENT_REQUESTS.labels(MODEL, "remote", "unavailable")._value.get()
+    start = time.monotonic()
+    with pytest.raises(ModelServerUnavailable, match="after 4 attempts"):
+        client.infer(MODEL, {"audio": np.zeros(16000, np.float32)})
+    assert time.monotonic() - start < 5
+    assert retries() - before == 3
+    assert CLIENT_REQUESTS.labels(MODEL, "remote", "unavailable")._value.get() == failed + 1
+    assert isinstance(ModelServerUnavailable("x"), ModelError)  # the runtime's retry path
+    client.close()
+
+
+def test_wait_until_ready_times_out_cleanly():
+    client = TritonModelClient(f"127.0.0.1:{free_port()}")
+    start = time.monotonic()
+    with pytest.raises(ModelServerUnavailable, match="not ready after"):
+        client.wait_until_ready([MODEL], timeout_s=1.0)
+    assert time.monotonic() - start < 4
+    client.close()
+
+
+def test_request_waits_out_a_server_that_starts_late_and_restarts(tmp_path):
+    """A request sent while the server is down succeeds once it comes up (retries), and the
+    same client keeps working across a server restart on the same port."""
+    srv = ModelServerProcess([MODEL], tmp_path / "server.log")
+    client = TritonModelClient(srv.url, retries=60, backoff_s=0.2, max_backoff_s=0.5)
+    x = (0.3 * np.sin(np.arange(32000) * 0.05)).astype(np.float32)
+    want = InProcessModelClient().infer(MODEL, {"audio": x})
+    result: dict = {}
+
+    def call():
+        try:
+            result["out"] = client.infer(MODEL, {"audio": x})
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            result["error"] = exc
+
+    before = retries()
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()  # still retrying: nothing listens yet
+    srv.start()
+    try:
+        thread.join(timeout=120)
+        assert "error" not in result, result.get("error")
+        np.testing.assert_array_equal(result["out"]["probs"], want["probs"])
+        assert retries() > before
+
+        srv.stop()  # restart: the channel reconnects, requests in between are retried
+        with pytest.raises(ModelServerUnavailable):
+            TritonModelClient(srv.url, retries=1, backoff_s=0.05).infer(MODEL, {"audio": x})
+        srv.start()
+        out = client.infer(MODEL, {"audio": x})
+        assert out["probs"].shape == want["probs"].shape
+    finally:
+        srv.stop()
+        client.close()
+
+
+def test_reserved_and_unsupported_parameters_are_refused_before_sending():
+    client = TritonModelClient(f"127.0.0.1:{free_port()}", retries=0)
+    with pytest.raises(ModelError, match="reserved"):
+        client.infer(MODEL, {"audio": np.zeros(10, np.float32)}, {"priority": 1})
+    with pytest.raises(ModelError, match="not str/int/float/bool"):
+        client.infer(MODEL, {"audio": np.zeros(10, np.float32)}, {"x": [1, 2]})
+    client.close()
+
+
+def test_factory_chooses_backend_from_settings(monkeypatch):
+    monkeypatch.delenv("TIMBR_MODEL_BACKEND", raising=False)
+    assert isinstance(make_model_client(ModelBackendSettings()), InProcessModelClient)
+
+    class WorkerLike:  # a service's own settings carrying some of the fields
+        model_backend = "remote"
+        model_url = f"127.0.0.1:{free_port()}"
+
+    monkeypatch.setenv("TIMBR_MODEL_READY_TIMEOUT_S", "0.5")
+    start = time.monotonic()
+    with pytest.raises(ModelServerUnavailable):
+        make_model_client(WorkerLike())
+    assert time.monotonic() - start < 4
+
+    monkeypatch.setenv("TIMBR_MODEL_READY_TIMEOUT_S", "0")  # no start-up wait: built lazily
+    client = make_model_client(WorkerLike())
+    assert isinstance(client, TritonModelClient) and client.url == WorkerLike.model_url
+    client.close()
