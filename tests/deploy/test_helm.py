@@ -121,7 +121,8 @@ def test_production_resources(prod_docs):
     names = {(d["kind"], d["metadata"]["name"]) for d in prod_docs}
     for kind, name in [("Ingress", "timbr-gateway"), ("Deployment", "timbr-triton"), ("Service", "timbr-triton"),
                        ("HorizontalPodAutoscaler", "timbr-gateway"), ("PodDisruptionBudget", "timbr-gateway"),
-                       ("PodMonitor", "timbr-worker-diarize"), ("PodMonitor", "timbr-triton")]:
+                       ("PodMonitor", "timbr-worker-diarize"), ("PodMonitor", "timbr-triton"),
+                       ("NetworkPolicy", "timbr-billing")]:
         assert (kind, name) in names
     # Secrets come from an existing Secret and storage from GCS: the chart makes neither.
     assert not find(prod_docs, "Secret") and not find(prod_docs, "PersistentVolumeClaim")
@@ -367,6 +368,58 @@ def test_bad_values_are_refused(args, message):
     proc = helm("template", RELEASE, str(CHART), *args)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+def _pod_labels(dep: dict) -> dict:
+    return dep["spec"]["template"]["metadata"]["labels"]
+
+
+def _allowed(docs: list[dict], src: dict, dst: dict, port: str) -> bool:
+    """Whether the NetworkPolicies let pods of Deployment ``src`` reach ``port`` of ``dst``."""
+    policies = [p for p in find(docs, "NetworkPolicy")
+                if p["spec"]["podSelector"]["matchLabels"].items() <= _pod_labels(dst).items()]
+    if not policies:
+        return True
+    for policy in policies:
+        for rule in policy["spec"]["ingress"]:
+            if port not in {p["port"] for p in rule["ports"]}:
+                continue
+            if "from" not in rule or any(
+                    peer["podSelector"]["matchLabels"].items() <= _pod_labels(src).items() for peer in rule["from"]):
+                return True
+    return False
+
+
+def test_network_policies(everything_docs):
+    docs = everything_docs
+    deps = {d["metadata"]["name"].removeprefix("timbr-"): d for d in find(docs, "Deployment")}
+    policies = find(docs, "NetworkPolicy")
+    assert len(policies) == len(deps), "one policy per component"
+    for policy in policies:
+        selected = [d for d in deps.values()
+                    if policy["spec"]["podSelector"]["matchLabels"].items() <= _pod_labels(d).items()]
+        assert len(selected) == 1, policy["metadata"]["name"]
+        ports = {p["name"] for c in pod_spec(selected[0])["containers"] for p in c["ports"]}
+        for rule in policy["spec"]["ingress"]:
+            assert {p["port"] for p in rule["ports"]} <= ports
+            for peer in rule.get("from", []):
+                assert any(peer["podSelector"]["matchLabels"].items() <= _pod_labels(d).items()
+                           for d in deps.values()), peer
+    workers = [d for name, d in deps.items() if name.startswith("worker-")]
+    assert _allowed(docs, deps["gateway"], deps["billing"], "grpc")
+    assert _allowed(docs, deps["gateway"], deps["jobs"], "grpc")
+    assert _allowed(docs, deps["jobs"], deps["billing"], "grpc")
+    for worker in workers:
+        assert _allowed(docs, worker, deps["jobs"], "grpc")
+        assert _allowed(docs, worker, deps["triton"], "grpc")
+        assert _allowed(docs, worker, deps["modelserver"], "grpc")
+        assert not _allowed(docs, worker, deps["billing"], "grpc"), "workers never touch billing"
+    assert not _allowed(docs, deps["gateway"], deps["triton"], "grpc")
+    for dep in deps.values():  # Prometheus scrapes from another namespace
+        for c in pod_spec(dep)["containers"]:
+            for port in c["ports"]:
+                if port["name"] == "metrics":
+                    assert _allowed(docs, {"spec": {"template": {"metadata": {"labels": {}}}}}, dep, "metrics")
 
 
 def test_grafana_dashboard(docs):

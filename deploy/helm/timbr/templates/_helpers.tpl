@@ -240,7 +240,8 @@ A Timbr Deployment (one image, one command per component). Call with a dict:
   root, component, name (resource suffix), values (component values), replicas, hpa (bool),
   ports (list of {name, containerPort}), metricsPort, metricsPath, database (secret key or ""),
   env (extra env list), storage (mount the storage volume), scratchSize, resources,
-  noSigningSecret (true for processes that sign nothing: the model server).
+  noSigningSecret (true for processes that sign nothing: the model server),
+  podLabels (extra pod labels of this component).
 */}}
 {{- define "timbr.deployment" -}}
 {{- $root := .root -}}
@@ -264,6 +265,9 @@ spec:
       labels:
         {{- include "timbr.selectorLabels" (dict "root" $root "component" .component) | nindent 8 }}
         app.kubernetes.io/part-of: timbr
+        {{- with .podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
         {{- with $root.Values.podLabels }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
