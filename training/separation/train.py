@@ -1,0 +1,138 @@
+"""Train the music/effect mask network and export it to ONNX.
+
+Recipe (see services/inference/models/weights/MODEL_CARD.md): 16 kHz, STFT 512/128 (hann),
+log-magnitude in, one sigmoid mask out (music; effect = 1 - mask, so the two stems always sum
+to the input), a 2-layer BLSTM, loss = negative SI-SDR of both stems after the inverse STFT.
+Mixtures are drawn on the fly from ``var/separation/pools.npz`` (see data.py) with a fixed
+seed; one thread (``torch.set_num_threads(1)``), a fixed number of steps.
+
+    python -m training.separation.train --pools var/separation/pools.npz --steps 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.separation.data import SR, Pool, make_mixture
+
+N_FFT, HOP = 512, 128
+BINS = N_FFT // 2 + 1
+
+
+class MaskNet(nn.Module):
+    """magnitude (B, T, 257) -> music mask (B, T, 257) in [0, 1]."""
+
+    def __init__(self, bins: int = BINS, hidden: int = 192, layers: int = 2) -> None:
+        super().__init__()
+        self.inp = nn.Linear(bins, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, bins)
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        f = torch.log(magnitude + 1e-6)
+        f = f - f.mean(dim=(1, 2), keepdim=True)          # level invariance
+        h = torch.tanh(self.inp(f))                        # (B, T, H)
+        h, _ = self.lstm(h)                                # (B, T, 2H)
+        return torch.sigmoid(self.out(h))                  # (B, T, F)
+
+
+def si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    ref = ref - ref.mean(dim=-1, keepdim=True)
+    est = est - est.mean(dim=-1, keepdim=True)
+    scale = (est * ref).sum(-1, keepdim=True) / ((ref ** 2).sum(-1, keepdim=True) + eps)
+    target = scale * ref
+    noise = est - target
+    return 10 * torch.log10((target ** 2).sum(-1) + eps) - 10 * torch.log10((noise ** 2).sum(-1) + eps)
+
+
+def separate(model: MaskNet, mix: torch.Tensor) -> torch.Tensor:
+    """mix (B, N) -> music estimate (B, N)."""
+    window = torch.hann_window(N_FFT)
+    spec = torch.stft(mix, N_FFT, HOP, window=window, return_complex=True)    # (B, F, T)
+    mask = model(spec.abs().transpose(1, 2)).transpose(1, 2)
+    return torch.istft(spec * mask, N_FFT, HOP, window=window, length=mix.shape[-1])
+
+
+def batch(pool: Pool, rng: np.random.Generator, size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [make_mixture(pool, rng, n) for _ in range(size)]
+    return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
+
+
+def export_onnx(model: MaskNet, path: Path) -> None:
+    model.eval()
+    dummy = torch.rand(1, 200, BINS)
+    torch.onnx.export(model, (dummy,), str(path), input_names=["magnitude"], output_names=["mask"],
+                      dynamic_axes={"magnitude": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"}},
+                      opset_version=17, dynamo=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pools", default="var/separation/pools.npz")
+    ap.add_argument("--out", default="services/inference/models/weights/music_effect.onnx")
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--hidden", type=int, default=192)
+    ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--max-minutes", type=float, default=34.0, help="stop early (and say so) past this")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    train, test = Pool(Path(args.pools), "train"), Pool(Path(args.pools), "test")
+    model = MaskNet(hidden=args.hidden)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=args.steps, pct_start=0.05)
+    n = int(args.seconds * SR)
+    val_rng = np.random.default_rng(args.seed + 1)
+    val = [batch(test, val_rng, 8, n) for _ in range(3)]
+    t0 = time.monotonic()
+    log = []
+    step = 0
+    for step in range(1, args.steps + 1):
+        model.train()
+        music, effect = batch(train, rng, args.batch, n)
+        mix = music + effect
+        est = separate(model, mix)
+        loss = -(si_sdr(est, music).mean() + si_sdr(mix - est, effect).mean()) / 2
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == args.steps:
+            model.eval()
+            with torch.no_grad():
+                m_sdr = e_sdr = 0.0
+                for vm, ve in val:
+                    ve_est = separate(model, vm + ve)
+                    m_sdr += si_sdr(ve_est, vm).mean().item() / len(val)
+                    e_sdr += si_sdr(vm + ve - ve_est, ve).mean().item() / len(val)
+            elapsed = (time.monotonic() - t0) / 60
+            log.append({"step": step, "loss": round(loss.item(), 3), "val_music": round(m_sdr, 2),
+                        "val_effect": round(e_sdr, 2), "minutes": round(elapsed, 1)})
+            print(json.dumps(log[-1]), flush=True)
+            if elapsed > args.max_minutes:
+                print(f"stopping at step {step}: time limit", flush=True)
+                break
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), Path("var/separation/music_effect.pt"))
+    export_onnx(model, out)
+    Path("var/separation/train_log.json").write_text(json.dumps(
+        {"params": params, "steps_done": step, "args": vars(args), "log": log}, indent=1))
+    print(f"exported {out} ({params} parameters, {out.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
