@@ -111,7 +111,7 @@ def test_default_resources(default_docs):
         ("ConfigMap", "timbr-dashboards"), ("PersistentVolumeClaim", "timbr-storage"),
         ("Deployment", "timbr-gateway"), ("Service", "timbr-gateway"),
         ("Deployment", "timbr-billing"), ("Service", "timbr-billing"),
-        ("Deployment", "timbr-jobs"), ("Service", "timbr-jobs"),
+        ("Deployment", "timbr-jobs"), ("Service", "timbr-jobs"), ("Pod", "timbr-test-readyz"),
     } | {("Deployment", f"timbr-worker-{t}") for t in JOB_TYPES} | {
         ("HorizontalPodAutoscaler", f"timbr-worker-{t}") for t in JOB_TYPES}
     assert names == expected
@@ -144,6 +144,17 @@ def test_every_container_has_resources_and_probes(docs):
                 assert action, c[probe]
                 assert action["port"] in port_names, f"{c['name']} {probe} port {action['port']} not declared"
             assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_helm_test_pod_asks_the_gateway(docs):
+    pod = one(docs, "Pod", "timbr-test-readyz")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (c,) = pod["spec"]["containers"]
+    assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+    svc = one(docs, "Service", "timbr-gateway")
+    assert c["command"][-1] == f"http://{svc['metadata']['name']}:{svc['spec']['ports'][0]['port']}/readyz"
+    compile(c["command"][2], "readyz", "exec")  # the inline script is valid Python
+    assert pod["spec"]["restartPolicy"] == "Never"
 
 
 def test_gateway_probes_and_metrics(default_docs):
