@@ -167,7 +167,7 @@ class SeparatePipeline(Pipeline):
         """
         computed = stems[:-1]
         residual = streams[stems[-1]]
-        reference = _Reader(iter_blocks(ctx.input_path, 1 << 16, out_rate))
+        reference = _Reader(iter_blocks(ctx.input_path, 1 << 16, out_rate), residual.channels)
         tail: dict[str, np.ndarray] | None = None
         fade_n, pre_n = int(FADE_S * PROC_RATE), int(PREROLL_S * PROC_RATE)
         fade_in = (np.sin(0.5 * np.pi * (np.arange(fade_n) + 0.5) / fade_n) ** 2).astype(np.float32)
@@ -195,15 +195,13 @@ class SeparatePipeline(Pipeline):
         # Flush: align every stem on the input's own length at the output rate.
         ref = reference.read_all()
         n = ref.shape[1]
-        parts = []
-        for s in computed:
-            have = streams[s].take(streams[s].available()) if streams[s].available() else np.zeros((ref.shape[0], 0), np.float32)
-            if have.shape[1] < n:
-                have = np.pad(have, ((0, 0), (0, n - have.shape[1])))
-            parts.append(have[:, :n])
-            streams[s].write(parts[-1])
         if n:
-            residual.write(ref - sum(parts) if parts else ref)
+            parts = []
+            for s in computed:
+                have = streams[s].take(streams[s].available()) if streams[s].available() else ref[:, :0]
+                parts.append(np.pad(have, ((0, 0), (0, max(0, n - have.shape[1]))))[:, :n])
+                streams[s].write(parts[-1])
+            residual.write(ref - sum(parts))
         ctx.hook("separate", completed=total, total=total)
 
     # ------------------------------------------------------------------ one window
@@ -326,8 +324,9 @@ def _windows(path, window_s: float, overlap_s: float) -> Iterator[tuple[np.ndarr
 class _Reader:
     """Pull exactly n frames from a block iterator."""
 
-    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+    def __init__(self, blocks: Iterator[np.ndarray], channels: int) -> None:
         self._blocks = blocks
+        self._channels = channels
         self._buf: list[np.ndarray] = []
         self._n = 0
 
@@ -340,7 +339,7 @@ class _Reader:
             self._n += b.shape[1]
         joined = np.concatenate(self._buf, axis=1) if self._buf else None
         if joined is None:
-            return np.zeros((1, 0), np.float32)
+            return np.zeros((self._channels, 0), np.float32)
         out, rest = joined[:, :n], joined[:, n:]
         self._buf, self._n = ([rest] if rest.shape[1] else []), rest.shape[1]
         return out
@@ -349,7 +348,7 @@ class _Reader:
         for b in self._blocks:
             self._buf.append(b)
             self._n += b.shape[1]
-        return self.read(self._n) if self._n else np.zeros((1, 0), np.float32)
+        return self.read(self._n)
 
 
 def _merge(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
