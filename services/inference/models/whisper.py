@@ -7,13 +7,14 @@ size; nothing is fetched from a hub.
 
     inputs  {"audio": float32 (samples,) mono 16 kHz,
              "clips": float32 (n, 2) start/end seconds in ``audio``, each <= 30 s (transcribe)}
-    params  {"task": "transcribe" | "detect_language", "language": "auto" | code,
+    params  {"task": "transcribe" | "detect_language" | "languages", "language": "auto" | code,
              "batch_size": int, "beam_size": int}
     outputs {"result": JSON}
       transcribe:       {"language", "language_probability", "segments": [{"start", "end", "text",
                          "avg_logprob", "no_speech_prob", "compression_ratio",
                          "words": [{"start", "end", "word", "probability"}]}]}
       detect_language:  {"language", "language_probability", "top": [[code, p], ...]}
+      languages:        [code, ...] (no input needed)
 
 Clips are decoded together in batches (``BatchedInferencePipeline``), not as one stream.
 """
@@ -73,11 +74,13 @@ class Whisper(Model):
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
-        audio = inputs.get("audio")
-        if audio is None or audio.ndim != 1:
+        audio = inputs.get("audio", np.zeros(0, np.float32))
+        if audio.ndim != 1:
             raise ModelError("input 'audio' must be a 1-D float32 array of 16 kHz samples")
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         task = str(parameters.get("task", "transcribe"))
+        if task == "languages":
+            return {"result": json_output(sorted(self._model.supported_languages))}
         if task == "detect_language":
             language, prob, top = self._model.detect_language(audio=audio)
             return {"result": json_output({

@@ -1,0 +1,52 @@
+"""Whisper hallucination guard: drop segments that are not speech transcribed.
+
+Whisper invents text on silence, music and noise ("Thank you.", "♪", one phrase repeated
+until the window ends). A segment is dropped, with its reason kept in the JSON, when:
+
+- it holds no letter or digit (music notes, punctuation),
+- it repeats itself: its gzip compression ratio is above 2.4 (Whisper's own test) or one
+  word or short phrase occurs 4+ times in a row,
+- the decoder itself did not believe it: no_speech_prob > 0.6 with avg_logprob < -1.0
+  (Whisper's silence rule), or avg_logprob < -1.5, or mean word probability < 0.25,
+- it is one of the stock phrases Whisper emits on non-speech *and* the decoder is unsure
+  (avg_logprob < -0.6 or no_speech_prob > 0.3).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+STOCK = {
+    "thank you", "thanks for watching", "thank you for watching", "please subscribe", "bye",
+    "you", "so", "okay", "music", "applause", "subtitles by the amara org community",
+}
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def _repeats(words: list[str], times: int = 4) -> bool:
+    for n in (1, 2, 3):
+        for i in range(0, max(0, len(words) - n * times + 1)):
+            gram = words[i:i + n]
+            if all(words[i + k * n:i + (k + 1) * n] == gram for k in range(times)):
+                return True
+    return False
+
+
+def hallucination_reason(seg: dict[str, Any]) -> str | None:
+    text = seg.get("text", "")
+    tokens = [t.lower() for t in _WORD.findall(text)]
+    if not tokens:
+        return "no_words"
+    if seg.get("compression_ratio", 0.0) > 2.4 or _repeats(tokens):
+        return "repetition"
+    if seg.get("no_speech_prob", 0.0) > 0.6 and seg.get("avg_logprob", 0.0) < -1.0:
+        return "no_speech"
+    if seg.get("avg_logprob", 0.0) < -1.5:
+        return "low_confidence"
+    probs = [w["probability"] for w in seg.get("words", [])]
+    if probs and sum(probs) / len(probs) < 0.25:
+        return "low_confidence"
+    if " ".join(tokens) in STOCK and (seg.get("avg_logprob", 0.0) < -0.6 or seg.get("no_speech_prob", 0.0) > 0.3):
+        return "stock_phrase"
+    return None

@@ -1,0 +1,366 @@
+"""Diarize: who spoke when, with a Whisper transcript.
+
+Steps (each reports progress through ``ctx.hook``):
+
+1. ``decode``     the input, mixed to mono and resampled to 16 kHz, streamed block by block
+                  into a float32 scratch file that later steps memory-map (bounded memory);
+2. ``vad``        per block, through the chosen detector (``vad_ten`` / ``vad_silero`` /
+                  ``vad_webrtc``), then ``speech_regions`` applies threshold, minimum speech and
+                  minimum silence exactly;
+3. ``transcribe`` speech regions packed into <= 30 s clips, decoded in batches by Whisper
+                  (language detected once on the first 30 s of speech when ``auto``), word
+                  timestamps, hallucinated segments dropped (``diarization.guard``);
+4. ``embed``      CAM++ embeddings of 1.5 s windows over the speech;
+5. ``cluster``    agglomerative clustering: exactly ``num_speakers`` or an estimated count;
+6. ``write``      speakers per word, cues cut at every speaker change, SRT x2 + JSON, and the
+                  pitch-based gender per speaker when asked.
+
+With ``input_srt`` the uploaded cues replace steps 2-3: their spans are the speech, their texts
+and times are kept, and a cue that two speakers share is split at the change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.common.audio import InvalidAudio, iter_blocks, probe
+from services.common.params import DiarizeParams
+from services.inference.diarization.clustering import SpeakerTimeline, cluster, speaker_windows
+from services.inference.diarization.cues import CueStyle, assign_words, build_cues, speaker_names, split_cue, wrap
+from services.inference.diarization.gender import classify, pitch_track
+from services.inference.diarization.guard import hallucination_reason
+from services.inference.diarization.srt import Cue, SrtError, format_srt, read_srt
+from services.inference.diarization.vad import VadOptions, pack_clips, speech_regions
+from services.inference.errors import PipelineError
+from services.inference.model_client import parse_json_output
+from services.inference.pipeline import JobContext, Pipeline, ResultFile
+
+RATE = 16000
+BLOCK_S = 60                    # decode/VAD block; a multiple of every VAD hop
+BATCH_CLIPS = 8                 # Whisper clips per batch
+EMBED_SPAN_S = 60.0             # audio span per embedding request
+GENDER_SAMPLE_S = 30.0          # speech per speaker for the pitch statistics
+VAD_MODELS = {"ten-vad": "vad_ten", "silero": "vad_silero", "webrtc": "vad_webrtc"}
+_SENTENCE = re.compile(r"(?<=[.!?…。？！])\s+")
+
+
+class DiarizePipeline(Pipeline):
+    job_type = "diarize"
+    steps = ("decode", "vad", "transcribe", "embed", "cluster", "write")
+
+    def run(self, ctx: JobContext) -> list[ResultFile]:
+        params = DiarizeParams.model_validate(ctx.params)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        srt_cues = self._read_input_srt(ctx)
+        language = None if srt_cues is not None else self._check_language(params.language)
+
+        # 1-2. decode (+ VAD per block): audio (samples,) float32 16 kHz, memory-mapped
+        audio, probs, hop = self._decode(ctx, None if srt_cues is not None else VAD_MODELS[params.vad_type])
+        duration = len(audio) / RATE
+        timings["decode_vad"] = time.perf_counter() - t0
+        if srt_cues is not None:
+            regions = _merge_spans([(max(0.0, c.start), min(duration, c.end)) for c in srt_cues])
+        else:
+            regions = speech_regions(probs, hop, VadOptions(params.vad_threshold, params.vad_min_speech_duration,
+                                                            params.vad_min_silence_duration))
+        ctx.hook("vad", regions, completed=1, total=1)
+
+        # 3. transcribe: segments with words, file times
+        t = time.perf_counter()
+        lang_info: dict[str, Any] = {"language": None, "language_probability": None}
+        segments: list[dict[str, Any]] = []
+        dropped: list[dict[str, Any]] = []
+        if srt_cues is None and regions:
+            lang_info = self._language(audio, regions, language)
+            segments, dropped = self._transcribe(ctx, audio, regions, lang_info["language"])
+        ctx.hook("transcribe", completed=1, total=1)
+        timings["transcribe"] = time.perf_counter() - t
+
+        # 4. embed: windows (n, 2) s -> embeddings (n, 192)
+        t = time.perf_counter()
+        windows = speaker_windows(regions)
+        emb = self._embed(ctx, audio, windows)
+        timings["embed"] = time.perf_counter() - t
+
+        # 5. cluster: labels (n,)
+        t = time.perf_counter()
+        labels = cluster(emb, params.num_speakers)
+        timeline = SpeakerTimeline(windows, labels)
+        ctx.hook("cluster", completed=1, total=1)
+        timings["cluster"] = time.perf_counter() - t
+
+        # 6. write
+        t = time.perf_counter()
+        if srt_cues is None:
+            words = [w for seg in segments for w in seg["words"]]
+            assign_words(words, timeline)
+            names = speaker_names(words, [int(x) for x in timeline.labels])
+            cues = build_cues(words, names, CueStyle(sentences=False))
+            sentence_cues = build_cues(words, names, CueStyle(sentences=True))
+            out_segments = _speaker_segments(segments, names)
+        else:
+            cues, sentence_cues, out_segments, names = self._label_srt(srt_cues, timeline)
+            words = []
+        turns = _turns(regions, timeline)
+        speakers = self._speakers(audio, turns, names, params.detect_gender)
+        ctx.hook("write", completed=0, total=1)
+        result = {
+            "duration": round(duration, 3),
+            "language": lang_info["language"],
+            "language_probability": lang_info["language_probability"],
+            "source": "input_srt" if srt_cues is not None else "whisper",
+            "num_speakers": len(speakers),
+            "speakers": speakers,
+            "turns": [{"start": round(s, 3), "end": round(e, 3), "speaker": names.get(spk)} for s, e, spk in turns],
+            "segments": out_segments,
+            "words": [_word_out(w, names) for w in words],
+            "speech_regions": [[round(s, 3), round(e, 3)] for s, e in regions],
+            "dropped_segments": dropped,
+            "vad_type": params.vad_type,
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        }
+        return self._write(ctx, cues, sentence_cues, result, t0, timings, t)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _read_input_srt(self, ctx: JobContext) -> list[Cue] | None:
+        path = ctx.inputs.get("input_srt")
+        if path is None:
+            return None
+        try:
+            return read_srt(Path(path))
+        except SrtError as exc:
+            raise PipelineError("invalid_srt", f"input_srt_file_id: {exc}") from exc
+
+    def _check_language(self, language: str) -> str | None:
+        if language == "auto":
+            return None
+        code = language.split("-")[0].lower()
+        supported = parse_json_output(self.models.infer("whisper", {}, {"task": "languages"})["result"])
+        if code not in supported:
+            raise PipelineError("validation_error", f"language {language!r} is not supported by Whisper")
+        return code
+
+    def _decode(self, ctx: JobContext, vad_model: str | None) -> tuple[np.ndarray, np.ndarray, float]:
+        try:
+            total = probe(ctx.input_path).duration_s
+        except InvalidAudio as exc:
+            raise PipelineError("invalid_audio", str(exc)) from exc
+        raw = ctx.workdir / "audio16k.f32"
+        probs: list[np.ndarray] = []
+        hop = 0.016
+        done = 0
+        try:
+            with open(raw, "wb") as sink:
+                for block in iter_blocks(ctx.input_path, BLOCK_S * RATE, RATE):
+                    mono = block.mean(axis=0).astype(np.float32)     # (frames,)
+                    sink.write(mono.tobytes())
+                    if vad_model is not None:
+                        out = self.models.infer(vad_model, {"audio": mono})
+                        probs.append(out["probs"])
+                        hop = float(out["hop_s"][0])
+                    done += len(mono)
+                    ctx.hook("decode", completed=round(done / RATE, 2), total=round(total, 2))
+        except InvalidAudio as exc:
+            raise PipelineError("invalid_audio", str(exc)) from exc
+        if done == 0:
+            raise PipelineError("invalid_audio", "the file holds no audio samples")
+        audio = np.memmap(raw, dtype=np.float32, mode="r")
+        return audio, (np.concatenate(probs) if probs else np.zeros(0, np.float32)), hop
+
+    def _language(self, audio: np.ndarray, regions: list[tuple[float, float]], forced: str | None) -> dict:
+        if forced is not None:
+            return {"language": forced, "language_probability": None}
+        pieces, total = [], 0
+        for s, e in regions:
+            piece = np.asarray(audio[int(s * RATE):int(e * RATE)])
+            pieces.append(piece)
+            total += len(piece)
+            if total >= 30 * RATE:
+                break
+        info = parse_json_output(self.models.infer(
+            "whisper", {"audio": np.concatenate(pieces)[: 30 * RATE]}, {"task": "detect_language"})["result"])
+        return {"language": info["language"], "language_probability": round(info["language_probability"], 4)}
+
+    def _transcribe(self, ctx: JobContext, audio: np.ndarray, regions: list[tuple[float, float]],
+                    language: str) -> tuple[list[dict], list[dict]]:
+        clips = pack_clips(regions, duration=len(audio) / RATE)
+        segments, dropped = [], []
+        for b in range(0, len(clips), BATCH_CLIPS):
+            batch = clips[b:b + BATCH_CLIPS]
+            # Concatenate the clips' audio; remember where each clip lands: (offset_in_batch, file_start)
+            pieces, spans, pos = [], [], 0
+            for s, e in batch:
+                piece = np.asarray(audio[int(s * RATE):int(e * RATE)])
+                spans.append((pos / RATE, (pos + len(piece)) / RATE, s))
+                pieces.append(piece)
+                pos += len(piece)
+            rel = np.array([[a, z] for a, z, _ in spans], np.float32)
+            out = parse_json_output(self.models.infer(
+                "whisper", {"audio": np.concatenate(pieces), "clips": rel},
+                {"language": language, "batch_size": BATCH_CLIPS})["result"])
+            for seg in out["segments"]:
+                mid = (seg["start"] + seg["end"]) / 2
+                k = min(range(len(spans)), key=lambda i: 0 if spans[i][0] <= mid <= spans[i][1]
+                        else min(abs(mid - spans[i][0]), abs(mid - spans[i][1])))
+                shift = spans[k][2] - spans[k][0]
+                seg = _shift(seg, shift)
+                reason = hallucination_reason(seg)
+                if reason:
+                    dropped.append({"start": seg["start"], "end": seg["end"], "text": seg["text"], "reason": reason})
+                elif seg["words"]:
+                    segments.append(seg)
+            ctx.hook("transcribe", completed=min(b + BATCH_CLIPS, len(clips)), total=len(clips))
+        segments.sort(key=lambda s: s["start"])
+        return segments, dropped
+
+    def _embed(self, ctx: JobContext, audio: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(windows), 192), np.float32)
+        i = 0
+        while i < len(windows):
+            j = i
+            start = windows[i, 0]
+            while j < len(windows) and windows[j, 1] - start <= EMBED_SPAN_S:
+                j += 1
+            j = max(j, i + 1)
+            end = float(windows[i:j, 1].max())
+            piece = np.asarray(audio[int(start * RATE):int(np.ceil(end * RATE))])
+            emb = self.models.infer("speaker_embedding", {"audio": piece, "windows": windows[i:j] - start})
+            out[i:j] = emb["embeddings"]
+            ctx.hook("embed", completed=j, total=len(windows))
+            i = j
+        return out
+
+    def _label_srt(self, srt_cues: list[Cue], timeline: SpeakerTimeline):
+        parts: list[tuple[Cue, int]] = []
+        for cue in srt_cues:
+            for part, spk in split_cue(cue, timeline):
+                if spk is None or spk < 0:
+                    spk = parts[-1][1] if parts else (int(timeline.labels[0]) if len(timeline.labels) else 0)
+                parts.append((part, spk))
+        order: list[int] = []
+        for _, spk in parts:
+            if spk not in order:
+                order.append(spk)
+        for spk in timeline.labels.tolist():
+            if spk not in order:
+                order.append(spk)
+        names = {spk: f"SPEAKER_{i}" for i, spk in enumerate(order, 1)}
+        cues = [Cue(c.start, c.end, f"{names[s]}: {c.text}") for c, s in parts]
+        sentence_cues = []
+        for c, s in parts:
+            sentences = [x for x in _SENTENCE.split(" ".join(c.text.split())) if x]
+            total = sum(len(x) for x in sentences) or 1
+            t = c.start
+            for x in sentences:
+                end = t + (c.end - c.start) * len(x) / total
+                sentence_cues.append(Cue(t, end, wrap(f"{names[s]}: {x}")))
+                t = end
+        segments = [{"start": round(c.start, 3), "end": round(c.end, 3), "speaker": names[s], "text": c.text,
+                     "words": []} for c, s in parts]
+        return cues, sentence_cues, segments, names
+
+    def _speakers(self, audio: np.ndarray, turns: list[tuple[float, float, int]], names: dict[int, str],
+                  detect_gender: bool) -> list[dict[str, Any]]:
+        speech: dict[int, float] = {}
+        spans: dict[int, list[tuple[float, float]]] = {}
+        for t, end, spk in turns:
+            speech[spk] = speech.get(spk, 0.0) + end - t
+            spans.setdefault(spk, []).append((t, end))
+        out = []
+        for spk, name in sorted(names.items(), key=lambda kv: int(kv[1].split("_")[1])):
+            item: dict[str, Any] = {"id": name, "speech_time": round(speech.get(spk, 0.0), 3)}
+            if detect_gender:
+                f0, taken = [], 0.0
+                for s, e in spans.get(spk, []):
+                    if taken >= GENDER_SAMPLE_S:
+                        break
+                    e = min(e, s + GENDER_SAMPLE_S - taken)
+                    f0.append(pitch_track(np.asarray(audio[int(s * RATE):int(e * RATE)])))
+                    taken += e - s
+                g = classify(np.concatenate(f0) if f0 else np.zeros(0, np.float32))
+                item.update(gender=g.gender, gender_confidence=g.confidence,
+                            median_f0_hz=None if g.median_f0 is None else round(g.median_f0, 1))
+            out.append(item)
+        return out
+
+    def _write(self, ctx, cues, sentence_cues, result, t0, timings, t_write) -> list[ResultFile]:
+        srt_path = ctx.workdir / "transcript.srt"
+        srt_path.write_text(format_srt(cues), encoding="utf-8")
+        sent_path = ctx.workdir / "transcript_sentences.srt"
+        sent_path.write_text(format_srt(sentence_cues), encoding="utf-8")
+        timings["write"] = time.perf_counter() - t_write
+        timings["total"] = time.perf_counter() - t0
+        result["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        result["realtime_factor"] = round(timings["total"] / max(result["duration"], 1e-6), 4)
+        json_path = ctx.workdir / "diarization.json"
+        json_path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+        (ctx.workdir / "audio16k.f32").unlink(missing_ok=True)
+        ctx.hook("write", completed=1, total=1)
+        meta = {"speakers": result["num_speakers"], "language": result["language"]}
+        return [
+            ResultFile("transcript.srt", srt_path, "application/x-subrip", {"format": "timbr", **meta}),
+            ResultFile("transcript_sentences.srt", sent_path, "application/x-subrip",
+                       {"format": "sentence_split", **meta}),
+            ResultFile("diarization.json", json_path, "application/json", meta),
+        ]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for s, e in sorted(spans):
+        if e <= s:
+            continue
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def _turns(regions: list[tuple[float, float]], timeline: SpeakerTimeline) -> list[tuple[float, float, int]]:
+    """Speech regions cut at every speaker change: (start, end, label)."""
+    out = []
+    for s, e in regions:
+        points = timeline.change_points(s, e)
+        for k, (t, spk) in enumerate(points):
+            out.append((t, points[k + 1][0] if k + 1 < len(points) else e, spk))
+    return out
+
+
+def _shift(seg: dict[str, Any], shift: float) -> dict[str, Any]:
+    seg = dict(seg, start=round(seg["start"] + shift, 3), end=round(seg["end"] + shift, 3))
+    seg["words"] = [dict(w, start=round(w["start"] + shift, 3), end=round(w["end"] + shift, 3))
+                    for w in seg["words"]]
+    return seg
+
+
+def _word_out(w: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
+    return {"start": w["start"], "end": w["end"], "word": w["word"].strip(),
+            "probability": round(w["probability"], 3), "speaker": names.get(w["speaker"])}
+
+
+def _speaker_segments(segments: list[dict[str, Any]], names: dict[int, str]) -> list[dict[str, Any]]:
+    """Whisper segments split wherever the speaker changes inside them."""
+    out = []
+    for seg in segments:
+        run: list[dict[str, Any]] = []
+        for w in seg["words"] + [None]:
+            if run and (w is None or w["speaker"] != run[-1]["speaker"]):
+                out.append({"start": run[0]["start"], "end": run[-1]["end"], "speaker": names[run[0]["speaker"]],
+                            "text": "".join(x["word"] for x in run).strip(),
+                            "avg_logprob": round(seg["avg_logprob"], 3),
+                            "words": [_word_out(x, names) for x in run]})
+                run = []
+            if w is not None:
+                run.append(w)
+    return out
