@@ -112,6 +112,7 @@ def test_default_resources(default_docs):
         ("Deployment", "timbr-gateway"), ("Service", "timbr-gateway"),
         ("Deployment", "timbr-billing"), ("Service", "timbr-billing"),
         ("Deployment", "timbr-jobs"), ("Service", "timbr-jobs"), ("Pod", "timbr-test-readyz"),
+        ("Job", "timbr-kafka-topics"),
     } | {("Deployment", f"timbr-worker-{t}") for t in JOB_TYPES} | {
         ("HorizontalPodAutoscaler", f"timbr-worker-{t}") for t in JOB_TYPES}
     assert names == expected
@@ -374,7 +375,9 @@ def test_signing_secret_from_values():
     (["--set", "workers.jobTypes.transcribe.enabled=true"], "transcribe"),
     (["--set", "kafka.bootstrap=kafka"], "/kafka/bootstrap"),
     (["--set", "gateway.resources.limits=null"], "limits"),
-], ids=["env", "typo", "storage", "gcs-bucket", "remote-url", "triton-pvc", "job-type", "bootstrap", "limits"])
+    (["--set", "kafka.topics.partitions=2"], "exceeds kafka.topics.partitions (2)"),
+], ids=["env", "typo", "storage", "gcs-bucket", "remote-url", "triton-pvc", "job-type", "bootstrap", "limits",
+        "partitions"])
 def test_bad_values_are_refused(args, message):
     proc = helm("template", RELEASE, str(CHART), *args)
     assert proc.returncode != 0
@@ -572,3 +575,80 @@ def test_env_is_read_by_the_services_settings(values, monkeypatch):
             assert settings.model_backend == config["TIMBR_MODEL_BACKEND"]
         elif component == "modelserver":
             assert (settings.http_port, settings.grpc_port) == (ports["http"], ports["grpc"])
+
+
+def test_topics_job_is_a_pre_install_hook(docs):
+    job = one(docs, "Job", "timbr-kafka-topics")
+    assert set(job["metadata"]["annotations"]["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    spec = job["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in spec, "the chart's ServiceAccount does not exist before install"
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    config = one(docs, "ConfigMap", "timbr")["data"]
+    assert env["TIMBR_KAFKA_BOOTSTRAP"] == config["TIMBR_KAFKA_BOOTSTRAP"]
+    for hpa in find(docs, "HorizontalPodAutoscaler"):
+        if hpa["metadata"]["name"].startswith("timbr-worker-"):
+            assert hpa["spec"]["maxReplicas"] <= int(env["TIMBR_TOPIC_PARTITIONS"])
+
+
+@pytest.fixture
+def broker():
+    from services.common.devbroker import free_port, start_broker
+
+    port = free_port()
+    proc = start_broker(port)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _run_topics_job(docs: list[dict], bootstrap: str) -> subprocess.CompletedProcess:
+    (container,) = pod_spec(one(docs, "Job", "timbr-kafka-topics"))["containers"]
+    env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]},
+           "TIMBR_KAFKA_BOOTSTRAP": bootstrap, "TIMBR_TOPIC_WAIT_S": "20"}
+    python = ROOT / ".venv" / "bin" / "python"
+    assert container["command"][:2] == ["python", "-c"]
+    return subprocess.run([str(python if python.exists() else "python3"), *container["command"][1:]],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_topics_job_creates_the_topics(broker):
+    """The hook's script, run as rendered against a real Kafka-protocol broker (tansu)."""
+    from services.common.kafka import TOPICS
+
+    docs = render("--set", "kafka.topics.partitions=5")
+    first = _run_topics_job(docs, broker)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.strip().startswith("created")
+    assert _partitions(broker, TOPICS) == dict.fromkeys(TOPICS, 5)
+    again = _run_topics_job(docs, broker)  # idempotent on upgrade
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.strip().startswith("present")
+    assert _partitions(broker, TOPICS) == dict.fromkeys(TOPICS, 5)
+
+
+def _partitions(bootstrap: str, topics) -> dict[str, int]:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test")
+    try:
+        return {t.get("name") or t.get("topic"): len(t["partitions"]) for t in admin.describe_topics(list(topics))}
+    finally:
+        admin.close()
+
+
+def test_topics_job_grows_topics_the_services_made(broker):
+    """Services that started first made 3-partition topics; an upgrade with growPartitions adds more."""
+    from services.common.kafka import TOPICS, ensure_topics
+
+    ensure_topics(broker)
+    assert set(_partitions(broker, TOPICS).values()) == {3}
+    kept = _run_topics_job(render("--set", "kafka.topics.partitions=6"), broker)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "keeps 3 partitions" in kept.stdout
+    assert set(_partitions(broker, TOPICS).values()) == {3}
+    # tansu has no CreatePartitions: growth reaches the broker's admin API and fails loudly (the
+    # hook fails the upgrade) instead of leaving too few partitions unnoticed. Kafka >= 1.0 has it.
+    grown = _run_topics_job(render("--set", "kafka.topics.partitions=6", "--set", "kafka.topics.growPartitions=true"),
+                            broker)
+    assert grown.returncode != 0
+    assert "CreatePartitions" in grown.stderr, grown.stderr

@@ -109,6 +109,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and .Values.triton.enabled (eq .Values.triton.modelRepository.source "uri") (not .Values.triton.modelRepository.uri) }}
 {{- fail "triton.modelRepository.source=uri needs triton.modelRepository.uri" }}
 {{- end }}
+{{- if and .Values.workers.enabled .Values.kafka.topics.create }}
+{{- range $jobType, $w := .Values.workers.jobTypes }}
+{{- if and $w.enabled $w.autoscaling.enabled (gt (int $w.autoscaling.maxReplicas) (int $.Values.kafka.topics.partitions)) }}
+{{- fail (printf "workers.jobTypes.%s.autoscaling.maxReplicas (%d) exceeds kafka.topics.partitions (%d): the extra workers would idle" $jobType (int $w.autoscaling.maxReplicas) (int $.Values.kafka.topics.partitions)) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.workers.enabled (not (include "timbr.enabledJobTypes" .)) }}
 {{- fail "workers.enabled needs at least one enabled entry in workers.jobTypes" }}
 {{- end }}
