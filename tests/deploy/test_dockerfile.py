@@ -19,7 +19,7 @@ def test_dockerfile_builds_the_one_image():
     assert ".[enhance,diarize,separate,serving]" in text
     assert re.search(r"make\b[^\n]*\bprotos\b[^\n]*\bmodels\b", text)
     assert re.search(r"^USER 10001", text, re.MULTILINE), "the chart runs pods as uid 10001"
-    assert "WORKDIR /app" in text, "the Triton init container copies /app/triton_models"
+    assert "WORKDIR /app" in text, "the chart mounts storage and scratch beside /app"
 
 
 def test_triton_dockerfile_installs_the_project_for_the_python_backend():

@@ -145,6 +145,13 @@ def test_every_container_has_resources_and_probes(docs):
                 assert action, c[probe]
                 assert action["port"] in port_names, f"{c['name']} {probe} port {action['port']} not declared"
             assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    hooks = [d["spec"] for d in find(docs, "Pod")] + [d["spec"]["template"]["spec"] for d in find(docs, "Job")]
+    assert hooks
+    for spec in hooks:
+        for c in spec["containers"]:
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][part]), f"{c['name']} {part}"
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
 
 
 def test_helm_test_pod_asks_the_gateway(docs):
