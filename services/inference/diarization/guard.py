@@ -26,7 +26,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 def _repeats(words: list[str], times: int = 4) -> bool:
     for n in (1, 2, 3):
-        for i in range(0, max(0, len(words) - n * times + 1)):
+        for i in range(max(0, len(words) - n * times + 1)):
             gram = words[i:i + n]
             if all(words[i + k * n:i + (k + 1) * n] == gram for k in range(times)):
                 return True

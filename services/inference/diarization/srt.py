@@ -76,7 +76,7 @@ def read_srt(path: Path) -> list[Cue]:
 
 
 def timestamp(t: float) -> str:
-    ms = int(round(max(0.0, t) * 1000))
+    ms = round(max(0.0, t) * 1000)
     h, rem = divmod(ms, 3_600_000)
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)

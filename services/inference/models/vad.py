@@ -44,7 +44,7 @@ class TenVad(Model):
     hop = 256
 
     def load(self) -> None:
-        from ten_vad import TenVad as _TenVad  # noqa: F401 - fail at load when the .so is missing
+        from ten_vad import TenVad as _TenVad
 
         self._cls = _TenVad
         self.ready = True

@@ -32,7 +32,14 @@ import numpy as np
 from services.common.audio import InvalidAudio, iter_blocks, probe
 from services.common.params import DiarizeParams
 from services.inference.diarization.clustering import SpeakerTimeline, cluster, speaker_windows
-from services.inference.diarization.cues import CueStyle, assign_words, build_cues, speaker_names, split_cue, wrap
+from services.inference.diarization.cues import (
+    CueStyle,
+    assign_words,
+    build_cues,
+    speaker_names,
+    split_cue,
+    wrap,
+)
 from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason
 from services.inference.diarization.srt import Cue, SrtError, format_srt, read_srt
