@@ -302,6 +302,8 @@ def test_production_uses_gcs_existing_secret_and_triton(prod_docs):
     assert config["TIMBR_MODEL_URL"] == f"timbr-triton:{one(prod_docs, 'Service', 'timbr-triton')['spec']['ports'][1]['port']}"
     assert config["TIMBR_MODEL_URL"] == "timbr-triton:8001"
     assert config["TIMBR_PUBLIC_URL"] == "https://api.timbr.example.com"
+    worker = pod_spec(one(prod_docs, "Deployment", "timbr-worker-separate"))["containers"][0]
+    assert env_of(worker)["GOOGLE_APPLICATION_CREDENTIALS"]["value"] == "/var/run/secrets/timbr/gcs/key.json"
     billing = pod_spec(one(prod_docs, "Deployment", "timbr-billing"))["containers"][0]
     assert env_of(billing)["TIMBR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "timbr-secrets"
     ingress = one(prod_docs, "Ingress", "timbr-gateway")
