@@ -51,7 +51,7 @@ ASR_RATE = 16000
 # Rates libsndfile's MP3 encoder (LAME) accepts.
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # Whisper writes non-verbal sounds as interjections ("Hmm.", "Ah!", "Ha ha"): not words.
-_NONVERBAL = re.compile(r"^(h*m+|m+h*m*|a+h+|a+|o+h+|o+|u+h+m*|u+m+|e+h+|e+r+m*|ha(ha)*|he(he)*|hah+|sh+|p+s+t+)$")
+_NONVERBAL = re.compile(r"^(h*m+|m+h*m*|a+h+|o+h+|u+h+m*|u+m+|e+h+|e+r+m*|ha(ha)*|he(he)*|hah+|sh+|p+s+t+)$")
 
 
 @dataclass

@@ -1,0 +1,140 @@
+"""The music/effect model (network and DSP baseline) and the separation helpers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from services.inference.model_client import InProcessModelClient, ModelError, parse_json_output
+from services.inference.models.music_effect import WEIGHTS, MusicEffectSeparator
+from services.inference.pipelines import separate as sep
+from services.inference.separation.stft import istft, stft, transfer_mask
+from training.separation import heldout as H
+
+R = 48000
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    """Held-out music and effects, 8 s at 48 kHz, equal loudness."""
+    music = H.music(41, 8.0, R)
+    effect = H.effects(41, 8.0, R)
+    effect = effect / np.sqrt(np.mean(effect ** 2)) * np.sqrt(np.mean(music ** 2))
+    return (0.1 * music).astype(np.float32), (0.1 * effect).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model() -> MusicEffectSeparator:
+    m = MusicEffectSeparator()
+    m.load()
+    return m
+
+
+def test_weights_are_committed_and_small():
+    assert WEIGHTS.exists(), "the trained ONNX weights must ship with the code"
+    assert WEIGHTS.stat().st_size < 10_000_000
+    card = (WEIGHTS.parent / "MODEL_CARD.md").read_text()
+    assert "music_effect.onnx" in card and "SI-SDR" in card
+
+
+def test_registered_and_served_by_name(pair):
+    import services.inference.models  # noqa: F401
+    from services.inference.model_client import MODEL_REGISTRY
+
+    client = InProcessModelClient(MODEL_REGISTRY)
+    music, effect = pair
+    out = client.infer("music_effect_separator", {"audio": music + effect}, {"sample_rate": R})
+    assert parse_json_output(out["method"]) == "network"
+    assert out["music"].shape == music.shape
+
+
+@pytest.mark.parametrize("method", ["network", "baseline"])
+def test_stems_sum_and_shapes(model, pair, method):
+    music, effect = pair
+    mix = music + effect
+    stereo = np.stack([mix, 0.5 * mix])
+    out = model.predict({"audio": stereo}, {"sample_rate": R, "method": method})
+    assert out["music"].shape == stereo.shape == out["effect"].shape
+    assert np.max(np.abs(out["music"] + out["effect"] - stereo)) < 1e-5
+    assert parse_json_output(out["method"]) == method
+
+
+def test_network_beats_baseline_on_held_out(model, pair):
+    music, effect = pair
+    mix = music + effect
+    scores = {}
+    for method in ("network", "baseline"):
+        out = model.predict({"audio": mix}, {"sample_rate": R, "method": method})
+        scores[method] = (H.si_sdr(out["music"], music), H.si_sdr(out["effect"], effect))
+    assert scores["network"][0] > H.si_sdr(mix, music) + 3.0
+    assert scores["network"][1] > H.si_sdr(mix, effect) + 3.0
+    assert sum(scores["network"]) > sum(scores["baseline"]) + 1.0, json.dumps(scores)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100])
+def test_other_rates(model, pair, rate):
+    from services.common.audio import resample
+
+    music, effect = (resample(x[None], R, rate)[0] for x in pair)
+    out = model.predict({"audio": music + effect}, {"sample_rate": rate})
+    assert out["music"].shape == music.shape
+    assert H.si_sdr(out["music"], music) > H.si_sdr(music + effect, music) + 3.0
+
+
+def test_missing_weights_fall_back_to_baseline(tmp_path, pair):
+    m = MusicEffectSeparator(weights=tmp_path / "absent.onnx")
+    m.load()
+    assert not m.has_network
+    music, effect = pair
+    out = m.predict({"audio": music + effect}, {"sample_rate": R})
+    assert parse_json_output(out["method"]) == "baseline"
+    assert np.max(np.abs(out["music"] + out["effect"] - music - effect)) < 1e-5
+    with pytest.raises(ModelError):
+        m.predict({"audio": music}, {"sample_rate": R, "method": "network"})
+
+
+def test_bad_input_is_model_error(model):
+    with pytest.raises(ModelError):
+        model.predict({"audio": np.zeros((2, 3, 4), np.float32)}, {})
+    with pytest.raises(ModelError):
+        model.predict({}, {})
+
+
+def test_stft_round_trip_and_mask_transfer():
+    x = np.random.default_rng(0).standard_normal((2, 12345)).astype(np.float32)
+    for n_fft in (512, 1536, 3072):
+        assert np.max(np.abs(istft(stft(x, n_fft, n_fft // 4), n_fft, n_fft // 4, x.shape[1]) - x)) < 1e-5
+    mask = np.random.default_rng(1).random((100, 257)).astype(np.float32)
+    same = transfer_mask(mask, 16000, 128, 512, 100, 16000, 128, 512)
+    assert np.array_equal(same, mask)
+    up = transfer_mask(mask, 16000, 128, 512, 100, 48000, 384, 1536)
+    assert up.shape == (100, 769)
+    assert np.array_equal(up[:, :257], mask)                 # same bin spacing below 8 kHz
+
+
+def test_windows_cover_the_file_once(tmp_path, monkeypatch):
+    x = np.random.default_rng(2).standard_normal(int(11.3 * R)).astype(np.float32) * 0.1
+    path = tmp_path / "x.wav"
+    sf.write(str(path), x, R, subtype="FLOAT")
+    windows = list(sep._windows(path, 4.0, 1.5))
+    assert [w[2] for w in windows] == [False] * (len(windows) - 1) + [True]
+    assert all(w[0].shape[1] <= 4 * R for w in windows)
+    step = int(2.5 * R)
+    for k, (w, emit_from, _) in enumerate(windows):                # window k starts at k * step
+        assert np.array_equal(w[0], x[k * step: k * step + w.shape[1]])
+        assert emit_from == (0 if k == 0 else int(sep.PREROLL_S * R))
+    assert (len(windows) - 1) * step + windows[-1][0].shape[1] == len(x)
+
+
+def test_region_helpers():
+    assert sep._merge([(0.0, 1.0), (0.5, 2.0), (3.0, 4.0)]) == [(0.0, 2.0), (3.0, 4.0)]
+    assert sep._intersect([(0.0, 2.0), (3.0, 5.0)], [(1.0, 4.0)]) == [(1.0, 2.0), (3.0, 4.0)]
+    assert sep._dilate([(1.0, 2.0)], 0.5) == [(0.5, 2.5)]
+    for word in ("hmm", "Mmm", "ahh", "haha", "uh", "um"):
+        assert sep._NONVERBAL.match(word.lower())
+    for word in ("hello", "morning", "a", "oh1", "so"):
+        assert not sep._NONVERBAL.match(word)
+
