@@ -51,10 +51,9 @@ class ModelServerProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> ModelServerProcess:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.inference.model_server"], cwd=REPO,
-                                     env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "services.inference.model_server"], cwd=REPO,
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def wait_ready(self, timeout_s: float = 180.0) -> ModelServerProcess:

@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
 from services.inference.model_client import (
     MODEL_REGISTRY,
     InProcessModelClient,
@@ -19,52 +20,10 @@ from services.inference.model_client import (
     ModelNotFound,
     parse_json_output,
 )
-from services.inference.remote_client import CLIENT_RETRIES, TritonModelClient
-from tests.serving.support import ModelServerProcess, example_requests, noisy, speech
-
-import services.inference.models  # noqa: F401,I001 - fills MODEL_REGISTRY
+from services.inference.remote_client import CLIENT_RETRIES
+from tests.serving.support import example_requests, noisy
 
 ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def audio():
-    try:
-        return speech(16000), speech(48000)
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def inprocess():
-    """Every registered model that loads on this machine, in this process."""
-    client = InProcessModelClient()
-    loadable, broken = [], {}
-    for name in sorted(MODEL_REGISTRY):
-        try:
-            client.get(name)
-            loadable.append(name)
-        except Exception as exc:  # noqa: BLE001 - reported by the test that needs it
-            broken[name] = f"{type(exc).__name__}: {exc}"
-    return client, loadable, broken
-
-
-@pytest.fixture(scope="module")
-def server(inprocess, tmp_path_factory):
-    _, loadable, _ = inprocess
-    srv = ModelServerProcess(loadable, tmp_path_factory.mktemp("ms") / "server.log").start()
-    try:
-        yield srv.wait_ready()
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(scope="module")
-def remote(server):
-    client = TritonModelClient(server.url, timeout_s=120, retries=2, backoff_s=0.1)
-    client.wait_until_ready(server.models, timeout_s=30)
-    yield client
-    client.close()
 
 
 def assert_same(name: str, got: dict, want: dict) -> None:
@@ -116,7 +75,7 @@ def test_float_parameter_reaches_the_model(inprocess, remote, audio):
     np.testing.assert_array_equal(passthrough, x)  # <= 0 dB: the model returns its input
     full = remote.infer("speech_enhancer", {"audio": x})["audio"]
     limited = remote.infer("speech_enhancer", {"audio": x}, {"atten_lim_db": 6.0})["audio"]
-    residual = lambda y: float(np.mean((y - x) ** 2))  # noqa: E731
+    residual = lambda y: float(np.mean((y - x) ** 2))
     assert residual(limited) < 0.5 * residual(full)  # a 6 dB limit removes far less than no limit
 
 

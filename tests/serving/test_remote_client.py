@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
 from services.inference.model_client import InProcessModelClient, ModelError
 from services.inference.remote_client import (
     CLIENT_REQUESTS,
@@ -19,8 +20,6 @@ from services.inference.remote_client import (
     make_model_client,
 )
 from tests.serving.support import ModelServerProcess, free_port
-
-import services.inference.models  # noqa: F401,I001 - fills MODEL_REGISTRY
 
 MODEL = "vad_webrtc"  # loads in milliseconds, so the server's start-up is all import time
 

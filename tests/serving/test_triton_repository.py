@@ -17,10 +17,9 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import triton_to_np_dtype
 
+import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
 from services.inference.model_client import MODEL_REGISTRY, InProcessModelClient
-from tests.serving.support import REPO, example_requests, speech
-
-import services.inference.models  # noqa: F401,I001 - fills MODEL_REGISTRY
+from tests.serving.support import REPO, example_requests
 
 REPOSITORY = REPO / "triton_models"
 CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt"))
@@ -33,14 +32,6 @@ def load_config(path: Path) -> mc.ModelConfig:
 def np_dtype(data_type: int) -> np.dtype:
     name = mc.DataType.Name(data_type).removeprefix("TYPE_")
     return np.dtype(triton_to_np_dtype("BYTES" if name == "STRING" else name))
-
-
-@pytest.fixture(scope="module")
-def audio():
-    try:
-        return speech(16000), speech(48000)
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -212,6 +212,8 @@ def build_server(settings: ModelServerSettings) -> tuple[ModelServer, list[Serve
 
 def main() -> None:
     settings = ModelServerSettings()
+    if settings.omp_wait_policy:  # before any model library starts its OpenMP runtime
+        os.environ.setdefault("OMP_WAIT_POLICY", settings.omp_wait_policy)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     server, served = build_server(settings)
     log.info("serving %s on grpc :%d http :%d", [m.name for m in served], settings.grpc_port,

@@ -21,6 +21,10 @@ class ModelServerSettings(BaseSettings):
     # Exit (non-zero) when a model fails to load, so the orchestrator restarts or flags it.
     exit_on_load_failure: bool = True
     log_level: str = "INFO"
+    # OpenMP runtimes (CTranslate2, onnxruntime) spin-wait by default; beside the server's
+    # event loop and gRPC threads on few cores that made Whisper 3-6x slower. Measured in
+    # docs/serving.md. Applied unless OMP_WAIT_POLICY is already set.
+    omp_wait_policy: str = "PASSIVE"
 
     @field_validator("models")
     @classmethod

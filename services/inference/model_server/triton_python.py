@@ -84,7 +84,7 @@ class TimbrTritonModel:
                     array = np.asarray(result[name])
                     tensors.append(pb.Tensor(name, array if dtype == np.object_ else array.astype(dtype)))
                 responses.append(pb.InferenceResponse(output_tensors=tensors))
-            except Exception as exc:  # one request fails; the instance carries on
+            except Exception as exc:  # noqa: BLE001 - one request fails; the instance carries on
                 responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(exc))))
         return responses
 
