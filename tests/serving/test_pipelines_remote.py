@@ -19,7 +19,7 @@ from services.inference.pipeline import JobContext
 from services.inference.pipelines.diarize import DiarizePipeline
 from services.inference.pipelines.enhance import EnhancePipeline
 from services.inference.pipelines.separate import SeparatePipeline
-from tests.serving.support import noisy, speech
+from tests.serving.support import noisy
 
 AUDIO_ATOL = 1e-4
 VOLATILE = ("timing", "time", "elapsed", "rtf", "realtime", "seconds_taken", "duration_s", "processing")
