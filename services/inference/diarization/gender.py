@@ -38,14 +38,23 @@ def pitch_track(audio: np.ndarray) -> np.ndarray:
     norm = ac[:, lo:hi] / (energy[:, None] + 1e-12) / (win_ac[lo:hi] / win_ac[0])[None, :]
     lag = np.argmax(norm, axis=1)
     peak = norm[np.arange(n), lag]
-    # Prefer the shortest lag whose peak is close to the best one (avoids octave-down errors).
+    # Take the first local maximum that is nearly as high as the best one (avoids octave errors),
+    # refined by parabolic interpolation.
+    f0 = np.zeros(n)
     for i in np.flatnonzero(peak > 0):
-        good = np.flatnonzero(norm[i] >= 0.9 * peak[i])
-        if len(good):
-            lag[i] = good[0]
+        row = norm[i]
+        local = np.flatnonzero((row[1:-1] >= row[:-2]) & (row[1:-1] >= row[2:]) & (row[1:-1] >= 0.85 * peak[i])) + 1
+        k = int(local[0]) if len(local) else int(lag[i])
+        if 0 < k < len(row) - 1:
+            a, b, c = row[k - 1], row[k], row[k + 1]
+            denom = a - 2 * b + c
+            shift = 0.5 * (a - c) / denom if denom < 0 else 0.0
+        else:
+            shift = 0.0
+        f0[i] = RATE / (k + lo + shift)
     loud = 10 * np.log10(energy + 1e-12) > 10 * np.log10(energy.max() + 1e-12) - 30
     voiced = (peak >= 0.6) & loud
-    return (RATE / (lag[voiced] + lo)).astype(np.float32)
+    return f0[voiced].astype(np.float32)
 
 
 @dataclass

@@ -4,7 +4,7 @@ Whisper invents text on silence, music and noise ("Thank you.", "♪", one phras
 until the window ends). A segment is dropped, with its reason kept in the JSON, when:
 
 - it holds no letter or digit (music notes, punctuation),
-- it repeats itself: its gzip compression ratio is above 2.4 (Whisper's own test) or one
+- it repeats itself: its zlib compression ratio is above 2.4 (Whisper's own test) or one
   word or short phrase occurs 4+ times in a row,
 - the decoder itself did not believe it: no_speech_prob > 0.6 with avg_logprob < -1.0
   (Whisper's silence rule), or avg_logprob < -1.5, or mean word probability < 0.25,
@@ -15,6 +15,7 @@ until the window ends). A segment is dropped, with its reason kept in the JSON, 
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Any
 
 STOCK = {
@@ -38,7 +39,9 @@ def hallucination_reason(seg: dict[str, Any]) -> str | None:
     tokens = [t.lower() for t in _WORD.findall(text)]
     if not tokens:
         return "no_words"
-    if seg.get("compression_ratio", 0.0) > 2.4 or _repeats(tokens):
+    raw = text.encode("utf-8")
+    ratio = max(seg.get("compression_ratio", 0.0), len(raw) / max(1, len(zlib.compress(raw))))
+    if ratio > 2.4 or _repeats(tokens):
         return "repetition"
     if seg.get("no_speech_prob", 0.0) > 0.6 and seg.get("avg_logprob", 0.0) < -1.0:
         return "no_speech"

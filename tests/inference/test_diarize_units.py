@@ -1,0 +1,182 @@
+"""Diarize building blocks: VAD rules, SRT, hallucination guard, cues, clustering, pitch, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.inference.diarization.clustering import SpeakerTimeline, cluster, speaker_windows
+from services.inference.diarization.cues import CueStyle, assign_words, build_cues
+from services.inference.diarization.gender import classify, pitch_track
+from services.inference.diarization.guard import hallucination_reason
+from services.inference.diarization.metrics import der, wer
+from services.inference.diarization.srt import Cue, SrtError, format_srt, parse_srt
+from services.inference.diarization.vad import VadOptions, pack_clips, speech_regions
+from tests.inference.audiogen import VOICES, speak
+
+HOP = 0.01
+
+
+def probs(*runs: tuple[float, float]) -> np.ndarray:
+    """Frame probabilities from (seconds, probability) runs."""
+    return np.concatenate([np.full(int(round(s / HOP)), p, np.float32) for s, p in runs])
+
+
+# -- VAD parameters ---------------------------------------------------------------------------
+
+def test_vad_threshold_is_inclusive_and_exact():
+    p = probs((1.0, 0.2), (1.0, 0.5), (1.0, 0.49), (1.0, 0.9))
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.0, 0.0)) == [(1.0, 2.0), (3.0, 4.0)]
+    assert speech_regions(p, HOP, VadOptions(0.49, 0.0, 0.0)) == [(1.0, 4.0)]
+    assert speech_regions(p, HOP, VadOptions(0.0, 0.0, 0.0)) == [(0.0, 4.0)]
+    assert speech_regions(p, HOP, VadOptions(0.95, 0.0, 0.0)) == []
+
+
+def test_vad_min_silence_fills_only_shorter_gaps():
+    p = probs((1.0, 0.9), (0.3, 0.0), (1.0, 0.9), (0.5, 0.0), (1.0, 0.9))
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.0, 0.3)) == [(0.0, 1.0), (1.3, 2.3), (2.8, 3.8)]  # 0.3 s kept
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.0, 0.31)) == [(0.0, 2.3), (2.8, 3.8)]
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.0, 0.51)) == [(0.0, 3.8)]
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.0, 0.0)) == [(0.0, 1.0), (1.3, 2.3), (2.8, 3.8)]
+
+
+def test_vad_min_speech_drops_only_shorter_runs():
+    p = probs((0.5, 0.0), (0.2, 0.9), (0.5, 0.0), (0.6, 0.9), (0.5, 0.0))
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.2, 0.0)) == [(0.5, 0.7), (1.2, 1.8)]
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.21, 0.0)) == [(1.2, 1.8)]
+    assert speech_regions(p, HOP, VadOptions(0.5, 0.61, 0.0)) == []
+    # Silence filling comes first: two short bursts 0.1 s apart make one run long enough to keep.
+    q = probs((0.15, 0.9), (0.1, 0.0), (0.15, 0.9))
+    assert speech_regions(q, HOP, VadOptions(0.5, 0.3, 0.2)) == [(0.0, 0.4)]
+
+
+def test_pack_clips_respects_30_seconds():
+    clips = pack_clips([(0.0, 5.0), (5.5, 10.0), (20.0, 95.0)], duration=100.0)
+    assert clips[0] == (0.0, 10.2)
+    assert all(e - s <= 30.0 + 1e-6 for s, e in clips)
+    assert clips[-1][1] == pytest.approx(95.2)
+
+
+# -- SRT --------------------------------------------------------------------------------------
+
+def test_srt_roundtrip_and_validation():
+    cues = [Cue(0.5, 2.25, "SPEAKER_1: Hello there."), Cue(3661.0, 3662.5, "two\nlines")]
+    text = format_srt(cues)
+    assert "01:01:01,000 --> 01:01:02,500" in text
+    back = parse_srt(text)
+    assert [(c.start, c.end, c.text) for c in back] == [(c.start, c.end, c.text) for c in cues]
+    assert parse_srt("\ufeff1\r\n00:00:01.5 --> 00:00:02,000\r\nhi\r\n")[0].start == 1.5
+    for bad, needle in [("", "no cue"), ("x\n00:00:01,000 --> 00:00:02,000\nhi\n", "cue number"),
+                        ("1\n00:00:01,000 -> 00:00:02,000\nhi\n", "HH:MM:SS"),
+                        ("1\n00:00:03,000 --> 00:00:02,000\nhi\n", "before it starts"),
+                        ("1\n00:00:01,000 --> 00:00:02,000\n\n", "no text"),
+                        ("1\n00:00:61,000 --> 00:01:02,000\nhi\n", "below 60")]:
+        with pytest.raises(SrtError, match=needle):
+            parse_srt(bad)
+
+
+# -- hallucination guard ----------------------------------------------------------------------
+
+def seg(text, logprob=-0.2, no_speech=0.05, ratio=1.0, prob=0.9):
+    return {"text": text, "avg_logprob": logprob, "no_speech_prob": no_speech, "compression_ratio": ratio,
+            "words": [{"probability": prob}] * max(1, len(text.split()))}
+
+
+def test_guard_drops_hallucinations_and_keeps_speech():
+    assert hallucination_reason(seg("The library closes early on Sundays.")) is None
+    assert hallucination_reason(seg("Thank you.")) is None                      # confident: kept
+    assert hallucination_reason(seg("Thank you.", logprob=-0.8)) == "stock_phrase"
+    assert hallucination_reason(seg("♪ ♪ ♪")) == "no_words"
+    assert hallucination_reason(seg("I'm going to go to the store. " * 6)) == "repetition"
+    assert hallucination_reason(seg("yeah yeah yeah yeah")) == "repetition"
+    assert hallucination_reason(seg("Some words", ratio=2.6)) == "repetition"
+    assert hallucination_reason(seg("Some words", logprob=-1.2, no_speech=0.7)) == "no_speech"
+    assert hallucination_reason(seg("Some words", logprob=-1.6)) == "low_confidence"
+    assert hallucination_reason(seg("Some words", prob=0.1)) == "low_confidence"
+
+
+# -- cues -------------------------------------------------------------------------------------
+
+def words_of(text, start, speaker_time_edges=None, step=0.3):
+    out = []
+    for i, w in enumerate(text.split()):
+        out.append({"start": start + i * step, "end": start + i * step + 0.25, "word": " " + w, "probability": 0.9})
+    return out
+
+
+def test_cue_never_spans_a_speaker_change_and_sentences_split():
+    # One Whisper segment whose words straddle a speaker change at t = 1.5 s.
+    words = words_of("Hello there my friend. How are you doing today?", 0.0)
+    windows = np.array([[0.0, 1.5], [1.5, 3.0]], np.float32)
+    timeline = SpeakerTimeline(windows, np.array([7, 3]))
+    assign_words(words, timeline)
+    names = {7: "SPEAKER_1", 3: "SPEAKER_2"}
+    cues = build_cues(words, names, CueStyle())
+    assert [c.text.split(":")[0] for c in cues] == ["SPEAKER_1", "SPEAKER_2"]
+    assert cues[0].end <= cues[1].start
+    words = words_of("One two. Three four. Five six.", 0.0, step=0.3)
+    for w in words:
+        w["speaker"] = 0
+    sentences = build_cues(words, {0: "SPEAKER_1"}, CueStyle(sentences=True))
+    assert [c.text for c in sentences] == ["SPEAKER_1: One two.", "SPEAKER_1: Three four.", "SPEAKER_1: Five six."]
+
+
+def test_long_cues_are_limited():
+    words = words_of(" ".join(["word"] * 60), 0.0, step=0.2)
+    for w in words:
+        w["speaker"] = 0
+    cues = build_cues(words, {0: "SPEAKER_1"}, CueStyle())
+    assert len(cues) > 1
+    for c in cues:
+        assert c.end - c.start <= 7.0
+        assert all(len(line) <= 60 for line in c.text.split("\n"))
+        assert c.text.count("\n") <= 1
+
+
+# -- clustering -------------------------------------------------------------------------------
+
+def test_clustering_count_and_forced_count():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 192))
+    emb = np.concatenate([c + rng.normal(scale=0.6, size=(12, 192)) for c in centers])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(3), 12)
+    labels = cluster(emb, None)
+    assert len(set(labels)) == 3
+    assert all(len(set(labels[truth == k])) == 1 for k in range(3))
+    assert len(set(cluster(emb, 2))) == 2
+    assert len(set(cluster(emb, 5))) == 5
+    assert len(set(cluster(emb[:12], None))) == 1
+
+
+def test_windows_cover_regions():
+    w = speaker_windows([(0.0, 0.3), (1.0, 2.0), (3.0, 6.0)])
+    assert w[0].tolist() == [1.0, 2.0]                      # short region: one window, own length
+    assert w[-1][1] == pytest.approx(6.0)
+    assert all(e - s <= 1.5 + 1e-6 for s, e in w)
+
+
+# -- gender, metrics --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("voice", [VOICES[0], VOICES[1], VOICES[2], VOICES[3]], ids=lambda v: v.name)
+def test_pitch_gender_of_generated_voices(voice):
+    audio = speak("The weather was cold and windy all day yesterday.", voice)
+    g = classify(pitch_track(audio))
+    assert g.gender == voice.gender
+    assert g.confidence >= 0.75
+
+
+def test_pitch_track_finds_a_tone():
+    t = np.arange(16000) / 16000
+    f0 = pitch_track((0.3 * np.sin(2 * np.pi * 140 * t)).astype(np.float32))
+    assert np.median(f0) == pytest.approx(140, rel=0.03)
+    assert classify(np.zeros(10, np.float32)).gender == "unknown"
+
+
+def test_der_and_wer():
+    ref = [(0.0, 2.0, "a"), (2.5, 4.0, "b")]
+    assert der(ref, [(0.0, 2.0, "x"), (2.5, 4.0, "y")])["der"] == 0.0
+    assert der(ref, [(0.0, 4.0, "x")])["der"] == pytest.approx((0.5 + 1.5) / 3.5, abs=0.01)
+    assert der(ref, [])["miss"] == pytest.approx(1.0)
+    assert wer("Dinner is at 20 minutes past.", "dinner is at twenty minutes past") == 0.0
+    assert wer("a b c d", "a x c") == pytest.approx(0.5)
