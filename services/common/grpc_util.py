@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent import futures
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Histogram
 
 from services.common.logging import bound_contextvars, get_logger
@@ -55,6 +56,10 @@ def make_server(service: str, addr: str, add_servicer: Callable[[grpc.Server], N
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
                          interceptors=[_ObservingInterceptor(service)])
     add_servicer(server)
+    # The standard gRPC health service, for Kubernetes grpc probes and load balancers.
+    health_servicer = health.HealthServicer()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(addr)
     if port == 0:
         raise RuntimeError(f"cannot bind gRPC server to {addr}")

@@ -135,3 +135,15 @@ def test_orphan_reservations_are_released(env):
     assert billing.balance(acc).reserved == job.credits_reserved  # the real job keeps its reservation
     assert sorted(e.kind for e in billing.ledger(acc) if e.job_id == "job_lost_before_insert") == ["release",
                                                                                                    "reserve"]
+
+
+def test_grpc_servers_answer_the_standard_health_check(env):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server, port = make_server("probe", "127.0.0.1:0", lambda s: None)
+    try:
+        with channel(f"127.0.0.1:{port}") as ch:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop(0)
