@@ -138,7 +138,7 @@ def test_every_container_has_resources_and_probes(docs):
             for part in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(res.get(part, {})), f"{dep['metadata']['name']}/{c['name']} {part}"
         for c in spec["containers"]:
-            port_names = {p["name"] for p in c.get("ports", [])}
+            port_names = {p["name"] for p in c.get("ports", [])} | {p["containerPort"] for p in c.get("ports", [])}
             for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                 assert probe in c, f"{dep['metadata']['name']}/{c['name']} has no {probe}"
                 action = c[probe].get("httpGet") or c[probe].get("tcpSocket") or c[probe].get("grpc")

@@ -137,7 +137,7 @@ def test_orphan_reservations_are_released(env):
                                                                                                    "reserve"]
 
 
-def test_grpc_servers_answer_the_standard_health_check(env):
+def test_grpc_servers_answer_the_standard_health_check():
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     server, port = make_server("probe", "127.0.0.1:0", lambda s: None)
