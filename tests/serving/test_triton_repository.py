@@ -155,3 +155,28 @@ def test_python_backend_adapter_runs_the_same_model(name, pb_utils, client, audi
             np.testing.assert_allclose(got[key], want[key], atol=1e-5)
     assert isinstance(failed.error, _TritonError) and not failed.output_tensors  # fails alone
     model.finalize()
+
+
+def test_speaker_encoder_onnx_matches_config_and_the_model(client, audio):
+    """The batched ONNX entry (after `make models`) takes what its config says and gives the
+    same embedding as ``speaker_embedding`` once L2-normalised."""
+    onnx_path = REPOSITORY / "speaker_encoder" / "1" / "model.onnx"
+    if not onnx_path.exists():
+        pytest.skip("run `make models` (mk/serving.mk) to build triton_models/speaker_encoder/1/model.onnx")
+    import onnxruntime as ort
+
+    from services.inference.models.speaker_embedding import fbank
+
+    cfg = load_config(REPOSITORY / "speaker_encoder" / "config.pbtxt")
+    assert cfg.max_batch_size > 0 and cfg.HasField("dynamic_batching")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert inp.name == cfg.input[0].name and inp.shape[-1] == cfg.input[0].dims[-1] == 80
+    assert out.name == cfg.output[0].name and out.shape[-1] == cfg.output[0].dims[-1] == 192
+    s16 = audio[0]
+    windows = np.array([[0.0, 1.5], [1.0, 2.5]], np.float32)
+    want = client.infer("speaker_embedding", {"audio": s16, "windows": windows})["embeddings"]
+    feats = np.stack([fbank(s16[int(a * 16000):int(b * 16000)]) for a, b in windows])
+    emb = session.run(None, {"fbank": feats})[0]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    np.testing.assert_allclose(emb, want, atol=1e-4)
