@@ -54,7 +54,7 @@ MP3_MAX_RATE = 48000
 class EnhanceSettings:
     """Engineering constants of the pipeline (not API parameters)."""
 
-    block_s: float = 4.0             # decode / render block
+    block_s: float = 8.0             # decode / render block
     chunk_s: float = 20.0            # model window (kept part + crossfade)
     warmup_s: float = 1.0            # model context before each window, discarded
     crossfade_s: float = 0.25        # overlap joined by a raised-cosine crossfade
@@ -80,6 +80,7 @@ class Measure:
     rate: int
     channels: int
     frames: int = 0
+    true_peak: bool = True
     loudness: LoudnessMeter = field(init=False)
     peak: TruePeakMeter = field(init=False)
     levels: LevelStats = field(init=False)
@@ -92,7 +93,8 @@ class Measure:
     def update(self, block: np.ndarray) -> None:
         self.frames += block.shape[1]
         self.loudness.update(block)
-        self.peak.update(block)
+        if self.true_peak:
+            self.peak.update(block)
         self.levels.update(block)
 
     def report(self) -> dict[str, Any]:
@@ -238,7 +240,9 @@ class EnhancePipeline(Pipeline):
         post_comp = LoudnessMeter(work_rate, channels) if compressor is not None else None
         resampler = (soxr.ResampleStream(work_rate, out_rate, channels, dtype="float32", quality="HQ")
                      if out_rate != work_rate else None)
-        measure = Measure(out_rate, channels)
+        # The scratch signal's true peak only decides whether an un-normalised render needs the
+        # limiter; normalising always limits, so it is not measured then.
+        measure = Measure(out_rate, channels, true_peak=not p.normalize)
         done = 0
 
         def stage(x: np.ndarray, last: bool, fh: Any) -> None:
@@ -296,12 +300,10 @@ class EnhancePipeline(Pipeline):
         # Normalising always limits at the ceiling; otherwise the limiter only steps in to
         # stop what would clip (it then holds the ceiling too).
         limit = p.normalize or (math.isfinite(tp) and tp + gain > 0.0)
-        frames = m.frames
-        data = np.memmap(scratch, dtype=np.float32, mode="r", shape=(frames, m.channels)) if frames else None
         passes, last, first_gain = 0, None, gain
         while True:
             passes += 1
-            out, reduction = self._render_once(ctx, p, data, m, gain, limit, out_path)
+            out, reduction = self._render_once(ctx, p, scratch, m, gain, limit, out_path)
             got = out.loudness.integrated()
             miss = p.target_lufs - got if p.normalize and math.isfinite(got) and math.isfinite(lufs) else 0.0
             # Limiting ate loudness: push harder and re-render. Under heavy limiting a dB of gain
@@ -318,23 +320,23 @@ class EnhancePipeline(Pipeline):
             gain = min(s.max_gain_db, first_gain + s.max_push_db, gain + float(np.clip(step, -12.0, 12.0)))
         if p.normalize and math.isfinite(lufs):
             norm["target_reached"] = abs(miss) <= 0.5
-        del data
         norm["gain_db"] = round(gain, 2)
         return {"measure": out, "normalize": norm, "passes": passes,
                 "limiter": {"enabled": limit, "ceiling_dbtp": s.limiter.ceiling_dbtp,
                             "lookahead_ms": s.limiter.lookahead_ms, "release_ms": s.limiter.release_ms,
                             "max_reduction_db": round(reduction, 2)}}
 
-    def _render_once(self, ctx: JobContext, p: EnhanceParams, data: np.ndarray | None, m: Measure,
+    def _render_once(self, ctx: JobContext, p: EnhanceParams, scratch: Path, m: Measure,
                      gain_db: float, limit: bool, out_path: Path) -> tuple[Measure, float]:
         block = max(1024, int(self.settings.block_s * m.rate))
         frames = m.frames
         out = Measure(m.rate, m.channels)
         limiter = TruePeakLimiter(m.rate, m.channels, self.settings.limiter) if limit else None
         g = np.float32(10 ** (gain_db / 20))
-        with AudioWriter(out_path, m.rate, m.channels, p.output_format, p.bit_depth) as writer:
+        with AudioWriter(out_path, m.rate, m.channels, p.output_format, p.bit_depth) as writer, \
+                open(scratch, "rb") as fh:
             for i in range(0, frames, block):
-                x = np.ascontiguousarray(data[i:i + block].T) * g                 # (channels, n)
+                x = np.fromfile(fh, np.float32, block * m.channels).reshape(-1, m.channels).T * g  # (ch, n)
                 y = limiter.process(x) if limiter is not None else x
                 if y.shape[1]:
                     out.update(y)
