@@ -1,0 +1,104 @@
+"""Diarize bench: a generated corpus of 2-5 speaker conversations with ground truth.
+
+For each ``vad_type`` it runs the whole pipeline (default parameters, ``num_speakers`` null,
+``detect_gender`` on) and prints DER (0.25 s collar and none), speaker-count accuracy, WER,
+gender accuracy and the realtime factor (pipeline wall time / audio duration, models already
+loaded). The corpus uses other seeds than the ones the clustering thresholds were tuned on.
+
+    python -m bench diarize          # or: make bench
+    BENCH_DIARIZE_SPEAKERS=2,3 BENCH_DIARIZE_SEEDS=1 python -m bench diarize   # smaller
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from services.inference.diarization.metrics import der, wer
+from tests.inference.audiogen import VOICES, conversation
+from tests.inference.conftest_diarize import run_diarize
+
+VAD_TYPES = ("ten-vad", "silero", "webrtc")
+TURNS_PER_SPEAKER = 3
+
+
+def corpus(speakers: list[int], seeds: int):
+    out = []
+    for n in speakers:
+        for s in range(seeds):
+            seed = 1000 + 17 * n + s
+            rng = np.random.default_rng(seed)
+            voices = [VOICES[i] for i in rng.permutation(len(VOICES))[:n]]
+            out.append(conversation(voices, TURNS_PER_SPEAKER * n, seed=seed))
+    return out
+
+
+def gender_hits(conv, res) -> tuple[int, int]:
+    """Per true speaker: the hypothesis speaker overlapping it most, and whether its gender is right."""
+    genders = {s["id"]: s.get("gender") for s in res["speakers"]}
+    hits = total = 0
+    for k, voice in enumerate(conv.voices):
+        overlap: dict[str, float] = {}
+        for t in (t for t in conv.turns if t.speaker == k):
+            for h in res["turns"]:
+                o = min(t.end, h["end"]) - max(t.start, h["start"])
+                if o > 0:
+                    overlap[h["speaker"]] = overlap.get(h["speaker"], 0.0) + o
+        total += 1
+        if overlap:
+            hits += genders[max(overlap, key=overlap.get)] == voice.gender
+    return hits, total
+
+
+def main() -> None:
+    speakers = [int(x) for x in os.environ.get("BENCH_DIARIZE_SPEAKERS", "2,3,4,5").split(",")]
+    seeds = int(os.environ.get("BENCH_DIARIZE_SEEDS", "2"))
+    convs = corpus(speakers, seeds)
+    total_audio = sum(c.duration for c in convs)
+    print(f"corpus: {len(convs)} conversations, {speakers} speakers x {seeds} seeds, "
+          f"{total_audio:.0f} s of audio, espeak-ng voices {[v.name for v in VOICES]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        paths = [c.write(tmp / f"c{i}.wav") for i, c in enumerate(convs)]
+        run_diarize(tmp / "warm", paths[0], vad_type="ten-vad")  # load every model once
+        for vad_type in VAD_TYPES:
+            run_diarize(tmp / f"warm-{vad_type}", paths[0], vad_type=vad_type)
+        print(f"{'vad_type':9s} {'DER c0.25':>9s} {'DER c0':>7s} {'miss':>6s} {'FA':>6s} {'conf':>6s} "
+              f"{'count ok':>8s} {'WER':>6s} {'gender':>7s} {'RTF':>6s}")
+        for vad_type in VAD_TYPES:
+            ders, ders0, miss, fa, conf = [], [], [], [], []
+            counts = g_hit = g_tot = 0
+            wers, wall = [], 0.0
+            for i, (conv, path) in enumerate(zip(convs, paths, strict=True)):
+                t = time.perf_counter()
+                res = run_diarize(tmp / f"{vad_type}-{i}", path, vad_type=vad_type, detect_gender=True).result
+                wall += time.perf_counter() - t
+                ref = [(x.start, x.end, str(x.speaker)) for x in conv.turns]
+                hyp = [(x["start"], x["end"], x["speaker"]) for x in res["turns"]]
+                d = der(ref, hyp, collar=0.25)
+                ders.append(d["der"] * d["scored_s"])
+                miss.append(d["miss"] * d["scored_s"])
+                fa.append(d["false_alarm"] * d["scored_s"])
+                conf.append(d["confusion"] * d["scored_s"])
+                d0 = der(ref, hyp)
+                ders0.append((d0["der"] * d0["scored_s"], d0["scored_s"]))
+                scored = d["scored_s"]
+                conv.meta.setdefault("scored", scored)
+                counts += res["num_speakers"] == len(conv.voices)
+                wers.append(wer(" ".join(x.text for x in conv.turns), " ".join(w["word"] for w in res["words"])))
+                h, n = gender_hits(conv, res)
+                g_hit, g_tot = g_hit + h, g_tot + n
+            scored_total = sum(c.meta["scored"] for c in convs)
+            print(f"{vad_type:9s} {sum(ders) / scored_total:9.2%} "
+                  f"{sum(a for a, _ in ders0) / sum(b for _, b in ders0):7.2%} "
+                  f"{sum(miss) / scored_total:6.2%} {sum(fa) / scored_total:6.2%} {sum(conf) / scored_total:6.2%} "
+                  f"{counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {g_hit:>3d}/{g_tot:<3d} "
+                  f"{wall / total_audio:6.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
