@@ -109,7 +109,7 @@ def main() -> None:
         print("\nbatching several requests (4 requests, remote)")
         for name in [n for n in ("speech_enhancer", "speaker_embedding", "whisper") if n in served]:
             inputs, params = requests[name][-1]
-            one = lambda: remote.infer(name, inputs, params)  # noqa: E731,B023
+            one = lambda: remote.infer(name, inputs, params)  # noqa: B023
             seq = _median_times(lambda: [one() for _ in range(4)], 1)  # noqa: B023
             with ThreadPoolExecutor(4) as pool:
                 par = _median_times(lambda: list(pool.map(lambda _: one(), range(4))), 1)  # noqa: B023
