@@ -54,7 +54,7 @@ def test_request_waits_out_a_server_that_starts_late_and_restarts(tmp_path):
     """A request sent while the server is down succeeds once it comes up (retries), and the
     same client keeps working across a server restart on the same port."""
     srv = ModelServerProcess([MODEL], tmp_path / "server.log")
-    client = TritonModelClient(srv.url, retries=60, backoff_s=0.2, max_backoff_s=0.5)
+    client = TritonModelClient(srv.url, retries=240, backoff_s=0.2, max_backoff_s=0.5)
     x = (0.3 * np.sin(np.arange(32000) * 0.05)).astype(np.float32)
     want = InProcessModelClient().infer(MODEL, {"audio": x})
     result: dict = {}

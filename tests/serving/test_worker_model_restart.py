@@ -42,7 +42,7 @@ def setup(tmp_path_factory, pg_schemas):
                     "TEST_PIPELINE_STEP_S": "0.3", "TIMBR_HEARTBEAT_S": "0.5",
                     "TIMBR_MODEL_BACKEND": "remote", "TIMBR_MODEL_URL": server.url,
                     "TIMBR_MODEL_STARTUP_MODELS": "vad_silero",
-                    "TIMBR_MODEL_RETRIES": "40", "TIMBR_MODEL_RETRY_BACKOFF_S": "0.2",
+                    "TIMBR_MODEL_RETRIES": "90", "TIMBR_MODEL_RETRY_BACKOFF_S": "0.2",
                     "TIMBR_MODEL_RETRY_MAX_BACKOFF_S": "1.0"})
     stack.start()
     ch = channel(f"127.0.0.1:{stack.billing_port}")
@@ -83,7 +83,7 @@ def _wait_progress(api, acc, job_id, at_least: float) -> dict:
 
 
 def test_job_survives_model_server_restart_mid_job(setup):
-    stack, server, api, billing = setup
+    _stack, server, api, billing = setup
     acc = Account(billing, 100)
     job_id = _start_job(api, acc)
     job = _wait_progress(api, acc, job_id, 0.3)
