@@ -178,7 +178,7 @@ def parse_srt_or_empty(text):
 
 
 def test_input_srt_keeps_texts_and_splits_a_shared_cue(two, tmp_path):
-    d, conv, path = two
+    _d, conv, path = two
     t = conv.turns
     cues = [Cue(t[0].start, t[1].end, f"{t[0].text} {t[1].text}")] + [Cue(x.start, x.end, x.text) for x in t[2:]]
     srt = tmp_path / "in.srt"

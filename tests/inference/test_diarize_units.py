@@ -19,7 +19,7 @@ HOP = 0.01
 
 def probs(*runs: tuple[float, float]) -> np.ndarray:
     """Frame probabilities from (seconds, probability) runs."""
-    return np.concatenate([np.full(int(round(s / HOP)), p, np.float32) for s, p in runs])
+    return np.concatenate([np.full(round(s / HOP), p, np.float32) for s, p in runs])
 
 
 # -- VAD parameters ---------------------------------------------------------------------------
@@ -180,3 +180,4 @@ def test_der_and_wer():
     assert der(ref, [])["miss"] == pytest.approx(1.0)
     assert wer("Dinner is at 20 minutes past.", "dinner is at twenty minutes past") == 0.0
     assert wer("a b c d", "a x c") == pytest.approx(0.5)
+    assert wer("A lighter colour.", "a lighter color") == 0.0

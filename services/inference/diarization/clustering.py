@@ -6,9 +6,11 @@ gets one window of its own length, if at least ``MIN_WINDOW``).
 Clustering (scikit-learn ``AgglomerativeClustering``, cosine, average linkage) of the
 L2-normalised CAM++ embeddings:
 - ``num_speakers`` given: exactly that many clusters (when there are at least that many windows);
-- ``None``: the dendrogram is cut at cosine distance ``THRESHOLD`` (calibrated on generated
-  conversations, see docs/diarize.md); clusters holding less than ``MIN_SHARE`` of the
-  windows are folded into their nearest large cluster (a stray window is not a speaker).
+- ``None``: the count is estimated. The dendrogram is cut low, at cosine distance
+  ``THRESHOLD`` (over-segmenting on purpose); clusters with fewer than ``MIN_WINDOWS`` windows
+  or ``MIN_SHARE`` of them are folded into their nearest large cluster (a few stray windows are
+  not a speaker); then clusters whose centroids are more similar than ``MERGE`` merge, closest
+  pair first. Both constants were calibrated on generated conversations (docs/diarize.md).
 Then two passes of centroid re-assignment (k-means refinement) sharpen the boundaries.
 """
 
@@ -20,6 +22,7 @@ WINDOW, HOP, MIN_WINDOW = 1.5, 0.75, 0.4
 THRESHOLD = 0.3          # over-segmenting first cut (cosine distance, average linkage)
 MERGE = 0.84             # then clusters whose centroids are closer than this (cosine) merge
 MIN_SHARE = 0.05         # a cluster needs this share of the windows ...
+MAX_CLUSTERED = 2000     # longer inputs: cluster an even subsample, assign the rest to centroids
 MIN_WINDOWS = 3          # ... and at least this many (about 3 s of speech) to be a speaker
 
 
@@ -69,7 +72,24 @@ def _merge_close(emb: np.ndarray, labels: np.ndarray, merge: float) -> np.ndarra
 
 def cluster(emb: np.ndarray, num_speakers: int | None, threshold: float = THRESHOLD,
             merge: float = MERGE, min_windows: int = MIN_WINDOWS) -> np.ndarray:
-    """Cluster labels (n,) for L2-normalised embeddings (n, d)."""
+    """Cluster labels (n,) for L2-normalised embeddings (n, d).
+
+    Agglomerative clustering needs n^2 memory, so beyond ``MAX_CLUSTERED`` windows (about 25
+    minutes of speech) an evenly spaced subsample is clustered and every window then joins
+    its nearest centroid: memory stays bounded whatever the length.
+    """
+    if len(emb) > MAX_CLUSTERED:
+        pick = np.linspace(0, len(emb) - 1, MAX_CLUSTERED).round().astype(np.int64)
+        sub = _cluster(emb[pick], num_speakers, threshold, merge, min_windows)
+        ids = np.unique(sub)
+        cents = np.stack([emb[pick][sub == k].mean(0) for k in ids])
+        cents /= np.linalg.norm(cents, axis=1, keepdims=True) + 1e-8
+        return ids[np.argmax(emb @ cents.T, axis=1)]
+    return _cluster(emb, num_speakers, threshold, merge, min_windows)
+
+
+def _cluster(emb: np.ndarray, num_speakers: int | None, threshold: float, merge: float,
+             min_windows: int) -> np.ndarray:
     from sklearn.cluster import AgglomerativeClustering
 
     n = len(emb)

@@ -21,7 +21,7 @@ Turn = tuple[float, float, str]   # start, end, speaker
 def _grid(turns: Sequence[Turn], speakers: list[str], n: int) -> np.ndarray:
     grid = np.zeros((len(speakers), n), bool)
     for s, e, spk in turns:
-        grid[speakers.index(spk), int(round(s / STEP)):int(round(e / STEP))] = True
+        grid[speakers.index(spk), round(s / STEP):round(e / STEP)] = True
     return grid
 
 
@@ -36,9 +36,9 @@ def der(reference: Sequence[Turn], hypothesis: Sequence[Turn], collar: float = 0
     hyp = _grid(hypothesis, hyp_spk, n)
     scored = np.ones(n, bool)
     if collar > 0:
-        c = int(round(collar / STEP))
+        c = round(collar / STEP)
         for s, e, _ in reference:
-            for b in (int(round(s / STEP)), int(round(e / STEP))):
+            for b in (round(s / STEP), round(e / STEP)):
                 scored[max(0, b - c):b + c] = False
     ref, hyp = ref[:, scored], hyp[:, scored]
     ref_any, hyp_any = ref.any(0), hyp.any(0)
@@ -67,10 +67,20 @@ _NUMBERS = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5":
             "8": "eight", "9": "nine", "10": "ten", "20": "twenty"}
 
 
+# British -> American spellings, as Whisper's English normaliser does (a spelling is not an error).
+_SPELLING = {"colour": "color", "colours": "colors", "favourite": "favorite", "centre": "center",
+             "theatre": "theater", "organise": "organize", "realise": "realize", "grey": "gray"}
+
+
+def _norm_word(w: str) -> str:
+    return _SPELLING.get(w, _NUMBERS.get(w, w))
+
+
 def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate after lower-casing, dropping punctuation and spelling small numbers."""
-    ref = [_NUMBERS.get(w, w) for w in normalise(reference)]
-    hyp = [_NUMBERS.get(w, w) for w in normalise(hypothesis)]
+    """Word error rate after lower-casing, dropping punctuation, spelling small numbers and
+    mapping British spellings to American ones."""
+    ref = [_norm_word(w) for w in normalise(reference)]
+    hyp = [_norm_word(w) for w in normalise(hypothesis)]
     if not ref:
         return float(len(hyp) > 0)
     d = np.arange(len(hyp) + 1)
