@@ -87,7 +87,7 @@ class DiarizePipeline(Pipeline):
         if srt_cues is None and regions:
             lang_info = self._language(audio, regions, language)
             segments, dropped = self._transcribe(ctx, audio, regions, lang_info["language"])
-            if not segments:  # nothing was said: a language "detected" on noise means nothing
+            if not segments and language is None:  # a language "detected" on noise means nothing
                 lang_info = {"language": None, "language_probability": None}
         ctx.hook("transcribe", completed=1, total=1)
         timings["transcribe"] = time.perf_counter() - t
