@@ -115,3 +115,43 @@ def test_factory_chooses_backend_from_settings(monkeypatch):
     client = make_model_client(WorkerLike())
     assert isinstance(client, TritonModelClient) and client.url == WorkerLike.model_url
     client.close()
+
+
+def test_live_at_once_ready_when_loaded_and_requests_wait_for_the_model(tmp_path):
+    import httpx
+
+    srv = ModelServerProcess(["slow_gain"], tmp_path / "server.log", TEST_LOAD_S="4",
+                             TIMBR_MODEL_SERVER_EXTRA_MODELS="slow_gain=tests.serving.models:SlowLoadingGain")
+    srv.start()
+    client = TritonModelClient(srv.url, retries=200, backoff_s=0.1, max_backoff_s=0.25)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the process answers liveness before the model loads
+            try:
+                if httpx.get(f"{srv.http}/v2/health/live", timeout=1).json().get("live"):
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        # not ready yet: HTTP 503 (what a Kubernetes readiness probe needs), gRPC says false
+        assert httpx.get(f"{srv.http}/v2/health/ready").status_code == 503
+        assert httpx.get(f"{srv.http}/v2/models/slow_gain/ready").status_code == 503
+        assert not client.is_ready("slow_gain")
+        before = retries("slow_gain")
+        out = client.infer("slow_gain", {"audio": np.ones(8, np.float32)})  # UNAVAILABLE until loaded
+        np.testing.assert_array_equal(out["audio"], np.full(8, 0.5, np.float32))
+        assert retries("slow_gain") > before
+        assert httpx.get(f"{srv.http}/v2/health/ready").json()["ready"] is True
+    finally:
+        srv.stop()
+        client.close()
+
+
+def test_server_exits_when_a_model_cannot_load(tmp_path):
+    srv = ModelServerProcess(["broken"], tmp_path / "server.log",
+                             TIMBR_MODEL_SERVER_EXTRA_MODELS="broken=tests.serving.models:BrokenLoad")
+    srv.start()
+    try:
+        assert srv.proc.wait(timeout=120) == 3
+        assert "weights are missing" in srv.tail()
+    finally:
+        srv.stop()

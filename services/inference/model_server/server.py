@@ -34,13 +34,13 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from kserve import Model as KServeModel
 from kserve import ModelServer
 from kserve import model_server as kserve_model_server
-from kserve.errors import InferenceError, InvalidInput
+from kserve.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.utils.numpy_codec import from_np_dtype
 
-from services.inference.model_client import MODEL_REGISTRY, Model, ModelError
+from services.inference.model_client import MODEL_REGISTRY, Model, ModelError, register_model
 from services.inference.model_server import metrics
 from services.inference.model_server.settings import ModelServerSettings
 
@@ -161,8 +161,31 @@ class ServedModel(KServeModel):
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class LoadingModel(ModelNotReady):
+    """``ModelNotReady`` with the ``reason`` KServe's gRPC interceptor reads (its own lacks it)."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(name, detail)
+        self.reason = str(self)
+
+
 class AllModelsDataPlane(DataPlane):
-    """Server readiness = every hosted model loaded (KServe's default is always true)."""
+    """Readiness that means loaded.
+
+    KServe's default server readiness is always true, and its ``get_model`` loads a model that
+    is not ready inside the event loop (blocking every request, racing our loader thread).
+    Here the server is ready when every hosted model is, and a request to a model still
+    loading is refused with ``ModelNotReady`` (gRPC UNAVAILABLE, HTTP 503), which clients retry.
+    """
+
+    async def get_model(self, name: str):
+        model = self._model_registry.get_model(name)
+        if model is None:
+            raise ModelNotFound(name)
+        if not model.ready:
+            load_error = getattr(model, "load_error", None)
+            raise LoadingModel(name, f"failed to load: {load_error}" if load_error else "still loading")
+        return model
 
     async def ready(self) -> bool:
         models = self._model_registry.get_models()
@@ -188,6 +211,8 @@ def _load_in_background(served: ServedModel, exit_on_failure: bool) -> threading
 def build_server(settings: ModelServerSettings) -> tuple[ModelServer, list[ServedModel]]:
     import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
 
+    for name, target in settings.extra.items():
+        register_model(name, target)
     names = settings.model_names(list(MODEL_REGISTRY))
     # KServe reads its gRPC limits from its module-level argparse namespace.
     limit = settings.grpc_max_message_mb * 1024 * 1024

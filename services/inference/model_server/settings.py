@@ -13,6 +13,8 @@ class ModelServerSettings(BaseSettings):
     grpc_port: int = Field(8081, ge=1, le=65535)
     # Comma-separated model names; empty serves every registered model.
     models: str = ""
+    # Extra "name=module:Class" models, comma separated (plug-ins and tests), added to the registry.
+    extra_models: str = ""
     # Requests one model runs at once (each in its own thread); more queue. 1 suits 2 cores.
     max_concurrency: int = Field(1, ge=1, le=64)
     grpc_threads: int = Field(4, ge=1, le=64)
@@ -30,6 +32,11 @@ class ModelServerSettings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    @property
+    def extra(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.extra_models.split(",") if "=" in item)
+        return {k.strip(): v.strip() for k, v in pairs}
 
     def model_names(self, registered: list[str]) -> list[str]:
         """The models to serve: the configured list (checked) or every registered one."""
