@@ -21,7 +21,7 @@ from services.inference.model_client import (
     parse_json_output,
 )
 from services.inference.remote_client import CLIENT_RETRIES
-from tests.serving.support import example_requests, noisy
+from tests.serving.support import REPO, example_requests, noisy
 
 ATOL = 1e-5
 
@@ -118,3 +118,19 @@ def test_prometheus_metrics_count_requests(server, remote):
           and 'outcome="ok"' in line]
     assert ok and sum(float(line.rsplit(" ", 1)[1]) for line in ok) >= 1
     assert "timbr_model_server_predict_seconds_bucket" in text
+
+
+def test_model_metadata_comes_from_the_triton_config(server, remote):
+    """The server's v2 metadata is read from triton_models/<name>/config.pbtxt: one contract."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    for name in server.models:
+        meta = remote._client.get_model_metadata(name)
+        cfg = text_format.Parse((REPO / "triton_models" / name / "config.pbtxt").read_text(), mc.ModelConfig())
+        assert [t.name for t in meta.inputs] == [t.name for t in cfg.input], name
+        assert [t.name for t in meta.outputs] == [t.name for t in cfg.output], name
+        for got, want in zip(meta.outputs, cfg.output, strict=True):
+            dtype = mc.DataType.Name(want.data_type).removeprefix("TYPE_")
+            assert got.datatype == ("BYTES" if dtype == "STRING" else dtype)
+            assert list(got.shape) == list(want.dims)

@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import logging
 import os
 import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from google.protobuf import text_format
 from google.protobuf.unknown_fields import UnknownFieldSet
 from kserve import Model as KServeModel
 from kserve import ModelServer
@@ -74,6 +78,48 @@ def _unknown_parameter(value: InferParameter) -> Any:
     return None
 
 
+TRITON_REPOSITORY = Path(__file__).resolve().parents[3] / "triton_models"
+
+
+@lru_cache(maxsize=1)
+def _model_config_module():
+    """Triton's ModelConfig message, loaded from tritonclient's generated file on its own:
+    importing ``tritonclient.grpc`` here would clash with kserve's protobuf symbols, but
+    ``model_config.proto`` shares none of them."""
+    import tritonclient
+
+    path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("timbr_triton_model_config_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def tensor_signature(name: str, repository: Path = TRITON_REPOSITORY) -> tuple[list[dict], list[dict]]:
+    """v2 metadata (inputs, outputs) of a model, from its ``config.pbtxt``: one contract for
+    Triton and this server. Empty when the model has no entry or tritonclient is missing."""
+    path = repository / name / "config.pbtxt"
+    if not path.exists():
+        return [], []
+    try:
+        mc = _model_config_module()
+        cfg = text_format.Parse(path.read_text(), mc.ModelConfig())
+    except Exception:
+        log.warning("cannot read %s", path, exc_info=True)
+        return [], []
+
+    def tensors(items) -> list[dict]:
+        out = []
+        for t in items:
+            dtype = mc.DataType.Name(t.data_type).removeprefix("TYPE_")
+            out.append({"name": t.name, "datatype": "BYTES" if dtype == "STRING" else dtype,
+                        "shape": ([-1] if cfg.max_batch_size > 0 else []) + list(t.dims)})
+        return out
+
+    return tensors(cfg.input), tensors(cfg.output)
+
+
 def build_model(name: str) -> Model:
     target = MODEL_REGISTRY[name]
     module, _, attr = target.partition(":")
@@ -89,6 +135,12 @@ class ServedModel(KServeModel):
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"model-{name}")
         self.load_error: str | None = None
         self.load_seconds = 0.0
+
+    def get_input_types(self) -> list[dict]:
+        return tensor_signature(self.name)[0]
+
+    def get_output_types(self) -> list[dict]:
+        return tensor_signature(self.name)[1]
 
     def load(self) -> bool:
         start = time.perf_counter()
