@@ -120,6 +120,9 @@ def _quality(job: Job, clean: np.ndarray) -> None:
 
     ref_eq = job(clean, RATE, denoise=False, normalize=False)[0][0]
     meter = pyloudnorm.Meter(RATE)
+    ceiling = si_sdr(ref_eq, job(clean, RATE, noise_reduction=1.0, normalize=False)[0][0])
+    print(f"ceiling: clean speech through the model (nr 1.0, no normalisation) vs clean+same EQ: "
+          f"{ceiling:.2f} dB SI-SDR (DFN3 reshapes even clean synthetic speech)")
     print("noise  SNR  nr   | SI-SDR in -> out (vs clean) | vs clean+same EQ: in -> out (gain) "
           "| PESQ in -> out | LU err | dBTP")
     for kind in ("white", "pink"):
