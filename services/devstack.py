@@ -1,7 +1,8 @@
 """python -m services.devstack (``make run``): the whole stack on one machine, embedded defaults.
 
 Starts the development Kafka broker (tansu, memory storage), billing, jobs, one inference
-worker and the gateway, each as its own process with JSON logs under var/logs/. SQLite
+worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer that the
+worker then reaches over gRPC), each as its own process with JSON logs under var/logs/. SQLite
 databases and local storage live under var/. Ctrl-C stops everything. The tests use
 ``Stack`` to run the same processes on free ports.
 """
@@ -29,6 +30,10 @@ class Stack:
     billing_db: str = ""
     jobs_db: str = ""
     metrics_ports: tuple[int, int, int] = (9101, 9102, 9103)  # billing, jobs, first worker
+    # "remote": also start the KServe ModelServer and point the workers at it over gRPC.
+    model_backend: str = "inprocess"
+    model_http_port: int = 8080
+    model_grpc_port: int = 8081
     worker_env: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -76,16 +81,24 @@ class Stack:
             "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.jobs_port}", "TIMBR_METRICS_PORT": str(self.metrics_ports[1]),
             "TIMBR_DATABASE_URL": self.jobs_db or f"sqlite:///{self.root / 'jobs.db'}"})
         self._spawn("gateway", "services.gateway", {"TIMBR_PORT": str(self.gateway_port)})
+        ports = [self.billing_port, self.jobs_port, self.gateway_port]
+        if self.model_backend == "remote":
+            self._spawn("model_server", "services.inference.model_server", {
+                "TIMBR_MODEL_SERVER_HTTP_PORT": str(self.model_http_port),
+                "TIMBR_MODEL_SERVER_GRPC_PORT": str(self.model_grpc_port)})
+            ports.append(self.model_grpc_port)
         if worker:
             self.start_worker()
-        for port in (self.billing_port, self.jobs_port, self.gateway_port):
-            self._wait(port)
+        for port in ports:
+            self._wait(port, timeout_s=300 if port == self.model_grpc_port else 60)
         return self
 
     def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
+        remote = ({"TIMBR_MODEL_BACKEND": "remote", "TIMBR_MODEL_URL": f"127.0.0.1:{self.model_grpc_port}"}
+                  if self.model_backend == "remote" else {})
         return self._spawn(name, "services.inference", {
             "TIMBR_METRICS_PORT": str(self.metrics_ports[2]) if name == "worker" else "0",
-            "TIMBR_WORKDIR": str(self.root / "work"), **self.worker_env, **env})
+            "TIMBR_WORKDIR": str(self.root / "work"), **remote, **self.worker_env, **env})
 
     def _wait(self, port: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -133,7 +146,7 @@ def _interrupt(*_: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM as on Ctrl-C
-    stack = Stack()
+    stack = Stack(model_backend=os.environ.get("TIMBR_MODEL_BACKEND", "inprocess"))
     try:
         stack.start()
         print(BANNER.format(url=stack.url, logs=stack.root / "logs"), flush=True)

@@ -1,6 +1,11 @@
 """python -m services.inference: a worker of the job types in TIMBR_WORKER_JOB_TYPES."""
 
+import os
 import signal
+
+# OpenMP runtimes (CTranslate2, onnxruntime) spin-wait by default, which starves the worker's
+# other threads on small machines (measured in docs/serving.md); set before they load.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from prometheus_client import start_http_server
 
