@@ -22,6 +22,7 @@ a 180 s stereo file (fresh processes), to show memory does not grow with length.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -46,6 +47,14 @@ def _run(pipeline, src: Path, work: Path, sep_type: str):
     stems = {r.name.split(".")[0]: sf.read(str(r.path), dtype="float32")[0] for r in results
              if r.name != "manifest.json"}
     return stems, json.loads((work / "manifest.json").read_text())
+
+
+def _score(si_sdr, mix: np.ndarray, refs: dict, stems: dict[str, np.ndarray]) -> dict:
+    row = {}
+    for name, est in stems.items():
+        row[name] = si_sdr(est, refs[name])
+        row[name + "_i"] = row[name] - si_sdr(mix, refs[name])
+    return row
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -101,13 +110,7 @@ def main() -> None:
             src = tmp / f"mix{i}.wav"
             sf.write(str(src), mx.mix, R, subtype="FLOAT")
             refs = {"speech": mx.speech, "music": mx.music, "effect": mx.effect, "me": mx.music + mx.effect}
-
-            def score(stems: dict[str, np.ndarray]) -> dict:
-                row = {}
-                for name, est in stems.items():
-                    row[name] = H.si_sdr(est, refs[name])
-                    row[name + "_i"] = row[name] - H.si_sdr(mx.mix, refs[name])
-                return row
+            score = functools.partial(_score, H.si_sdr, mx.mix, refs)
 
             stems, man = _run(pipeline, src, tmp / f"me{i}", "dialogue-me")
             me_rows.append(score(stems))

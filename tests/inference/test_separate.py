@@ -69,7 +69,7 @@ def dme(pipeline, tmp):
 
 
 def test_dme_stems_and_manifest(dme):
-    mx, run = dme
+    _, run = dme
     assert list(run.files) == ["speech.wav", "music.wav", "effect.wav", "manifest.json"]
     assert [s["name"] for s in run.manifest["stems"]] == ["speech", "music", "effect"]
     for s in run.manifest["stems"]:
@@ -153,7 +153,7 @@ def stereo_src(tmp):
     ("wav", 24, 96000, "PCM_24"), ("mp3", 16, 44100, "MPEG_LAYER_III"), ("ogg", 16, 48000, "VORBIS"),
 ])
 def test_formats_round_trip(pipeline, tmp, stereo_src, fmt, depth, rate, subtype):
-    src, audio = stereo_src
+    src, _ = stereo_src
     run = Run(pipeline, tmp / f"fmt-{fmt}{depth}{rate}", src, separation_type="dialogue-me",
               output_format=fmt, bit_depth=depth, sample_rate=rate)
     assert list(run.files) == [f"speech.{fmt}", f"me.{fmt}", "manifest.json"]
@@ -210,14 +210,14 @@ def nonlingual(pipeline, tmp):
 
 
 def test_nonlingual_stems_sum(nonlingual):
-    parts, x, run = nonlingual
+    _, x, run = nonlingual
     assert list(run.files) == ["speech.wav", "nonlingual.wav", "manifest.json"]
     assert run.manifest["method"]["speech_gate"] == "whisper words x vad"
     assert np.max(np.abs(run.stem("speech")[0] + run.stem("nonlingual")[0] - x)) < 1e-4
 
 
 def test_nonlingual_splits_words_from_vocal_sounds(nonlingual):
-    parts, x, run = nonlingual
+    parts, _, run = nonlingual
     speech, other = run.stem("speech")[0], run.stem("nonlingual")[0]
     pos = 0
     for name, p in parts:

@@ -44,7 +44,7 @@ CORPUS_COMPOSERS = ["bach", "beethoven", "mozart", "haydn", "monteverdi", "trece
                     "ryansMammoth", "oneills1850", "josquin"]
 # GM programs (0-based) by family, drums excluded: piano, chromatic perc., organ, guitar, bass,
 # strings, ensemble, brass, reed, pipe, synth lead, synth pad, ethnic.
-GM_MELODIC = list(range(0, 104)) + list(range(104, 112))
+GM_MELODIC = list(range(104)) + list(range(104, 112))
 GM_BASS = list(range(32, 40)) + [42, 43, 58, 70]
 GM_PAD = [0, 4, 16, 19, 48, 49, 50, 52, 61, 88, 89, 90, 91, 92, 94, 95]
 ESPEAK_TRAIN_VOICES = ["en-us", "en", "en-gb-scotland", "en-029", "de", "fr", "es", "it"]
@@ -203,7 +203,7 @@ def music_pool(work: Path, n_generated: int, n_corpus: int, seed: int, budget_s:
     for comp in CORPUS_COMPOSERS:
         try:
             paths += [str(p) for p in corpus.getComposer(comp)]
-        except Exception:  # noqa: BLE001 - a composer missing from this corpus version
+        except Exception:  # noqa: BLE001, S112 - a composer missing from this corpus version
             continue
     rng.shuffle(paths)
     jobs += [("corpus", p) for p in paths[:n_corpus]]
@@ -219,7 +219,7 @@ def music_pool(work: Path, n_generated: int, n_corpus: int, seed: int, budget_s:
                 raw = work / "raw.mid"
                 corpus.parse(ident).write("midi", fp=str(raw))
                 _randomize_programs(raw, mid, rng)
-        except Exception:  # noqa: BLE001 - music21 cannot convert every corpus file
+        except Exception:  # noqa: BLE001, S112 - music21 cannot convert every corpus file
             continue
         x = render_midi(mid, rng.choice(SOUNDFONTS))
         if x is not None and len(x) > 3 * SR:
@@ -336,7 +336,7 @@ def effect_pool(seed: int, n_events: int, n_textures: int) -> dict[str, dict[str
                 continue
             try:
                 audio, _ = read_audio(p, SR)
-            except Exception:  # noqa: BLE001 - skip undecodable files
+            except Exception:  # noqa: BLE001, S112 - skip undecodable files
                 continue
             x = audio.mean(axis=0)
             if len(x) < SR // 20:

@@ -6,7 +6,7 @@ to the input), a 2-layer BLSTM, loss = negative SI-SDR of both stems after the i
 Mixtures are drawn on the fly from ``var/separation/pools.npz`` (see data.py) with a fixed
 seed; one thread (``torch.set_num_threads(1)``), a fixed number of steps.
 
-    python -m training.separation.train --pools var/separation/pools.npz --steps 4000
+    python -m training.separation.train --pools var/separation/pools.npz --steps 3200
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.signal as sps
 import torch
 from torch import nn
 
@@ -60,8 +61,17 @@ def separate(model: MaskNet, mix: torch.Tensor) -> torch.Tensor:
     return torch.istft(spec * mask, N_FFT, HOP, window=window, length=mix.shape[-1])
 
 
-def batch(pool: Pool, rng: np.random.Generator, size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _lowpass(pair: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Band-limit both sources alike (telephone / 8-11 kHz material upsampled by the pipeline)."""
+    cutoff = rng.uniform(3000, 7000)
+    sos = sps.butter(8, cutoff / (SR / 2), output="sos")
+    return tuple(sps.sosfiltfilt(sos, x).astype(np.float32) for x in pair)
+
+
+def batch(pool: Pool, rng: np.random.Generator, size: int, n: int,
+          lowpass_prob: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     pairs = [make_mixture(pool, rng, n) for _ in range(size)]
+    pairs = [_lowpass(p, rng) if rng.random() < lowpass_prob else p for p in pairs]
     return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
 
 
@@ -77,11 +87,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pools", default="var/separation/pools.npz")
     ap.add_argument("--out", default="services/inference/models/weights/music_effect.onnx")
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=3200)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--lowpass-prob", type=float, default=0.25, help="share of band-limited examples")
     ap.add_argument("--max-minutes", type=float, default=34.0, help="stop early (and say so) past this")
     args = ap.parse_args()
 
@@ -101,7 +112,7 @@ def main() -> None:
     step = 0
     for step in range(1, args.steps + 1):
         model.train()
-        music, effect = batch(train, rng, args.batch, n)
+        music, effect = batch(train, rng, args.batch, n, args.lowpass_prob)
         mix = music + effect
         est = separate(model, mix)
         loss = -(si_sdr(est, music).mean() + si_sdr(mix - est, effect).mean()) / 2
@@ -127,7 +138,7 @@ def main() -> None:
                 break
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), Path("var/separation/music_effect.pt"))
+    torch.save(model.state_dict(), out.with_suffix(".pt") if "var/" in str(out) else Path("var/separation/music_effect.pt"))
     export_onnx(model, out)
     Path("var/separation/train_log.json").write_text(json.dumps(
         {"params": params, "steps_done": step, "args": vars(args), "log": log}, indent=1))

@@ -171,8 +171,7 @@ class SeparatePipeline(Pipeline):
         tail: dict[str, np.ndarray] | None = None
         fade_n, pre_n = int(FADE_S * PROC_RATE), int(PREROLL_S * PROC_RATE)
         fade_in = (np.sin(0.5 * np.pi * (np.arange(fade_n) + 0.5) / fade_n) ** 2).astype(np.float32)
-        done = 0
-        for window, emit_from, is_last in _windows(ctx.input_path, WINDOW_S, PREROLL_S + FADE_S):
+        for done, (window, emit_from, is_last) in enumerate(_windows(ctx.input_path, WINDOW_S, PREROLL_S + FADE_S), start=1):
             out = self._window(sep_type, window, notes)               # stem -> (C, L) at 48 kHz
             if tail is not None:                                        # crossfade with the previous window
                 for s in computed:
@@ -190,7 +189,6 @@ class SeparatePipeline(Pipeline):
                 for s, p in zip(computed, parts, strict=True):
                     streams[s].write(p)
                 residual.write(ref - sum(parts))
-            done += 1
             ctx.hook("separate", completed=min(done, total), total=total)
         # Flush: align every stem on the input's own length at the output rate.
         ref = reference.read_all()
