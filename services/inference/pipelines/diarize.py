@@ -15,8 +15,9 @@ Steps (each reports progress through ``ctx.hook``):
 6. ``write``      speakers per word, cues cut at every speaker change, SRT x2 + JSON, and the
                   pitch-based gender per speaker when asked.
 
-With ``input_srt`` the uploaded cues replace steps 2-3: their spans are the speech, their texts
-and times are kept, and a cue that two speakers share is split at the change.
+With ``input_srt`` the uploaded cues replace step 3: the speech is the VAD speech inside the
+cues (a cue where VAD hears nothing counts whole), their texts and times are kept, and a cue
+that two speakers share is split at the change.
 """
 
 from __future__ import annotations
@@ -69,14 +70,15 @@ class DiarizePipeline(Pipeline):
         language = None if srt_cues is not None else self._check_language(params.language)
 
         # 1-2. decode (+ VAD per block): audio (samples,) float32 16 kHz, memory-mapped
-        audio, probs, hop = self._decode(ctx, None if srt_cues is not None else VAD_MODELS[params.vad_type])
+        audio, probs, hop = self._decode(ctx, VAD_MODELS[params.vad_type])
         duration = len(audio) / RATE
         timings["decode_vad"] = time.perf_counter() - t0
+        regions = speech_regions(probs, hop, VadOptions(params.vad_threshold, params.vad_min_speech_duration,
+                                                        params.vad_min_silence_duration))
         if srt_cues is not None:
-            regions = _merge_spans([(max(0.0, c.start), min(duration, c.end)) for c in srt_cues])
-        else:
-            regions = speech_regions(probs, hop, VadOptions(params.vad_threshold, params.vad_min_speech_duration,
-                                                            params.vad_min_silence_duration))
+            # The cues say where words are; VAD trims the silence their loose timing includes.
+            cue_spans = _merge_spans([(max(0.0, c.start), min(duration, c.end)) for c in srt_cues])
+            regions = _intersect(cue_spans, regions)
         ctx.hook("vad", regions, completed=1, total=1)
 
         # 3. transcribe: segments with words, file times
@@ -343,6 +345,15 @@ def _turns(regions: list[tuple[float, float]], timeline: SpeakerTimeline) -> lis
         points = timeline.change_points(s, e)
         for k, (t, spk) in enumerate(points):
             out.append((t, points[k + 1][0] if k + 1 < len(points) else e, spk))
+    return out
+
+
+def _intersect(spans: list[tuple[float, float]], speech: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The speech inside each span; a span where VAD heard nothing is kept whole."""
+    out = []
+    for s, e in spans:
+        inside = [(max(s, a), min(e, b)) for a, b in speech if min(e, b) > max(s, a)]
+        out += inside or [(s, e)]
     return out
 
 
