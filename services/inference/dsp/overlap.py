@@ -3,7 +3,8 @@
 ``ChunkedProcessor(fn, chunk, warmup, crossfade)`` calls ``fn(mono) -> mono`` (same length,
 time-aligned) on windows of ``warmup + chunk`` samples per channel. Each window starts
 ``warmup`` samples early so a recurrent model has settled before the samples that are kept;
-consecutive windows overlap by ``crossfade`` samples that are joined with a raised-cosine
+the first window warms up on the time-reversed opening of the stream. Consecutive windows
+overlap by ``crossfade`` samples that are joined with a raised-cosine
 (sin^2 / cos^2) crossfade, whose gains sum to one, so a steady signal passes unchanged and a
 model's small differences between two windows fade over the overlap instead of stepping.
 
@@ -40,11 +41,16 @@ class ChunkedProcessor:
         """Process input [pos - warmup, end) and return the part from pos on."""
         a = max(self._buf_start, self._pos - self.warmup)
         seg = self._buf[:, a - self._buf_start: end - self._buf_start]
+        # At the head of the stream there is nothing before to warm up on: warm up on the
+        # time-reversed opening instead (no step at the join: it mirrors about sample 0).
+        lead = min(self.warmup - (self._pos - a), seg.shape[1] - 1)
+        if lead > 0:
+            seg = np.concatenate([seg[:, lead:0:-1], seg], axis=1)
         out = np.stack([np.asarray(self.fn(np.ascontiguousarray(ch)), np.float32) for ch in seg])
         self.calls += 1
         if out.shape != seg.shape:
             raise ValueError(f"processor returned shape {out.shape} for input {seg.shape}")
-        out = out[:, self._pos - a:]
+        out = out[:, self._pos - a + max(lead, 0):]
         if self._tail is not None:
             n = min(self.crossfade, out.shape[1])
             out[:, :n] = self._tail[:, :n] * self._fade_out[:n] + out[:, :n] * self._fade_in[:n]
