@@ -138,10 +138,13 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
 
 
 def probe_rate(path: str | Path) -> int:
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise InvalidAudio("the file has no audio stream")
-        return int(container.streams.audio[0].codec_context.sample_rate)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise InvalidAudio("the file has no audio stream")
+            return int(container.streams.audio[0].codec_context.sample_rate)
+    except av.error.FFmpegError as exc:
+        raise InvalidAudio(f"the file could not be decoded as audio: {exc}") from exc
 
 
 def resample(audio: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:

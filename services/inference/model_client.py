@@ -82,7 +82,7 @@ class ModelClient(ABC):
     @abstractmethod
     def is_ready(self, model: str) -> bool: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections or sessions."""
 
 
