@@ -1,7 +1,8 @@
 """Diarize bench: a generated corpus of 2-5 speaker conversations with ground truth.
 
 For each ``vad_type`` it runs the whole pipeline (default parameters, ``num_speakers`` null,
-``detect_gender`` on) and prints DER (0.25 s collar and none), speaker-count accuracy, WER,
+``detect_gender`` on); then a harder corpus (0.1-0.3 s gaps, short replies) with ten-vad, with
+the count estimated and with the true count given (``+oracle n``) and prints DER (0.25 s collar and none), speaker-count accuracy, WER,
 gender accuracy and the realtime factor (pipeline wall time / audio duration, models already
 loaded). The corpus uses other seeds than the ones the clustering thresholds were tuned on.
 
@@ -19,21 +20,26 @@ from pathlib import Path
 import numpy as np
 
 from services.inference.diarization.metrics import der, wer
-from tests.inference.audiogen import VOICES, conversation
+from tests.inference.audiogen import SENTENCES, SHORT, VOICES, conversation
 from tests.inference.conftest_diarize import run_diarize
 
 VAD_TYPES = ("ten-vad", "silero", "webrtc")
 TURNS_PER_SPEAKER = 3
 
 
-def corpus(speakers: list[int], seeds: int):
+def corpus(speakers: list[int], seeds: int, hard: bool = False):
+    """``hard``: 0.1-0.3 s gaps and about one turn in three a short reply ("Okay.", "Sure.")."""
     out = []
     for n in speakers:
         for s in range(seeds):
-            seed = 1000 + 17 * n + s
+            seed = 1000 + 17 * n + s + (500 if hard else 0)
             rng = np.random.default_rng(seed)
             voices = [VOICES[i] for i in rng.permutation(len(VOICES))[:n]]
-            out.append(conversation(voices, TURNS_PER_SPEAKER * n, seed=seed))
+            if hard:
+                out.append(conversation(voices, TURNS_PER_SPEAKER * n, seed=seed, gap=(0.1, 0.3),
+                                        sentences=SENTENCES[:16] + SHORT))
+            else:
+                out.append(conversation(voices, TURNS_PER_SPEAKER * n, seed=seed))
     return out
 
 
@@ -70,35 +76,43 @@ def main() -> None:
         print(f"{'vad_type':9s} {'DER c0.25':>9s} {'DER c0':>7s} {'miss':>6s} {'FA':>6s} {'conf':>6s} "
               f"{'count ok':>8s} {'WER':>6s} {'gender':>7s} {'RTF':>6s}")
         for vad_type in VAD_TYPES:
-            ders, ders0, miss, fa, conf = [], [], [], [], []
-            counts = g_hit = g_tot = 0
-            wers, wall = [], 0.0
-            for i, (conv, path) in enumerate(zip(convs, paths, strict=True)):
-                t = time.perf_counter()
-                res = run_diarize(tmp / f"{vad_type}-{i}", path, vad_type=vad_type, detect_gender=True).result
-                wall += time.perf_counter() - t
-                ref = [(x.start, x.end, str(x.speaker)) for x in conv.turns]
-                hyp = [(x["start"], x["end"], x["speaker"]) for x in res["turns"]]
-                d = der(ref, hyp, collar=0.25)
-                ders.append(d["der"] * d["scored_s"])
-                miss.append(d["miss"] * d["scored_s"])
-                fa.append(d["false_alarm"] * d["scored_s"])
-                conf.append(d["confusion"] * d["scored_s"])
-                d0 = der(ref, hyp)
-                ders0.append((d0["der"] * d0["scored_s"], d0["scored_s"]))
-                scored = d["scored_s"]
-                conv.meta.setdefault("scored", scored)
-                counts += res["num_speakers"] == len(conv.voices)
-                wers.append(wer(" ".join(x.text for x in conv.turns), " ".join(w["word"] for w in res["words"])))
-                h, n = gender_hits(conv, res)
-                g_hit, g_tot = g_hit + h, g_tot + n
-            scored_total = sum(c.meta["scored"] for c in convs)
-            print(f"{vad_type:9s} {sum(ders) / scored_total:9.2%} "
-                  f"{sum(a for a, _ in ders0) / sum(b for _, b in ders0):7.2%} "
-                  f"{sum(miss) / scored_total:6.2%} {sum(fa) / scored_total:6.2%} {sum(conf) / scored_total:6.2%} "
-                  f"{counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {g_hit:>3d}/{g_tot:<3d} "
-                  f"{wall / total_audio:6.3f}", flush=True)
+            print(score(vad_type, convs, paths, tmp, {"vad_type": vad_type}), flush=True)
+        hard = corpus([2, 3, 4], 1, hard=True)
+        hard_paths = [c.write(tmp / f"h{i}.wav") for i, c in enumerate(hard)]
+        print(f"hard corpus: {len(hard)} conversations (2-4 speakers), 0.1-0.3 s gaps, short replies, "
+              f"{sum(c.duration for c in hard):.0f} s")
+        print(score("ten-vad", hard, hard_paths, tmp / "hard", {}), flush=True)
+        print(score("+oracle n", hard, hard_paths, tmp / "hard-n", {}, oracle=True), flush=True)
 
+
+def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
+    ders, ders0, miss, fa, conf, scored = [], [], [], [], [], []
+    counts = g_hit = g_tot = 0
+    wers, wall = [], 0.0
+    for i, (conv, path) in enumerate(zip(convs, paths, strict=True)):
+        extra = {"num_speakers": len(conv.voices)} if oracle else {}
+        t = time.perf_counter()
+        res = run_diarize(tmp / f"{label}-{i}", path, detect_gender=True, **params, **extra).result
+        wall += time.perf_counter() - t
+        ref = [(x.start, x.end, str(x.speaker)) for x in conv.turns]
+        hyp = [(x["start"], x["end"], x["speaker"]) for x in res["turns"]]
+        d = der(ref, hyp, collar=0.25)
+        scored.append(d["scored_s"])
+        ders.append(d["der"] * d["scored_s"])
+        miss.append(d["miss"] * d["scored_s"])
+        fa.append(d["false_alarm"] * d["scored_s"])
+        conf.append(d["confusion"] * d["scored_s"])
+        d0 = der(ref, hyp)
+        ders0.append((d0["der"] * d0["scored_s"], d0["scored_s"]))
+        counts += res["num_speakers"] == len(conv.voices)
+        wers.append(wer(" ".join(x.text for x in conv.turns), " ".join(w["word"] for w in res["words"])))
+        h, n = gender_hits(conv, res)
+        g_hit, g_tot = g_hit + h, g_tot + n
+    total = sum(scored)
+    audio = sum(c.duration for c in convs)
+    return (f"{label:9s} {sum(ders) / total:9.2%} {sum(a for a, _ in ders0) / sum(b for _, b in ders0):7.2%} "
+            f"{sum(miss) / total:6.2%} {sum(fa) / total:6.2%} {sum(conf) / total:6.2%} "
+            f"{counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {g_hit:>3d}/{g_tot:<3d} {wall / audio:6.3f}")
 
 if __name__ == "__main__":
     main()

@@ -68,6 +68,9 @@ SENTENCES = (
     "Can you help me carry these boxes upstairs?",
 )
 
+# Backchannels and short replies: the turns diarizers miss or give to the wrong voice.
+SHORT = ("Yes, exactly.", "Okay.", "Right, I see.", "Sure.", "No, not really.", "Really?", "Thank you.", "Good idea.")
+
 
 @dataclass
 class Turn:
