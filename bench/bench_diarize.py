@@ -8,12 +8,16 @@ loaded). The corpus uses other seeds than the ones the clustering thresholds wer
 
     python -m bench diarize          # or: make bench
     BENCH_DIARIZE_SPEAKERS=2,3 BENCH_DIARIZE_SEEDS=1 python -m bench diarize   # smaller
+    BENCH_DIARIZE_LONG=4,16 python -m bench diarize   # also: long files, peak memory (~4 min more)
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +87,44 @@ def main() -> None:
               f"{sum(c.duration for c in hard):.0f} s")
         print(score("ten-vad", hard, hard_paths, tmp / "hard", {}), flush=True)
         print(score("+oracle n", hard, hard_paths, tmp / "hard-n", {}, oracle=True), flush=True)
+    for minutes in [float(x) for x in os.environ.get("BENCH_DIARIZE_LONG", "").split(",") if x]:
+        # A fresh process per length, so each peak RSS is its own.
+        out = subprocess.run([sys.executable, "-m", "bench.bench_diarize", "long", str(minutes)],
+                             capture_output=True, text=True, check=True)
+        print(out.stdout.strip().splitlines()[-1], flush=True)
+
+
+def long_file(minutes: float) -> None:
+    """One 3-speaker conversation tiled to ``minutes`` (FLAC), RSS sampled every 0.2 s."""
+    import soundfile as sf
+
+    conv = conversation(list(VOICES[:3]), 9, seed=7)
+    n = int(minutes * 60 * conv.rate)
+    peak = [0.0]
+    stop = threading.Event()
+
+    def rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.2)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.flac"
+        with sf.SoundFile(str(path), "w", conv.rate, 1) as f:
+            for i in range(0, n, len(conv.audio)):
+                f.write(conv.audio[: min(len(conv.audio), n - i)])
+        threading.Thread(target=sample, daemon=True).start()
+        t = time.perf_counter()
+        res = run_diarize(Path(tmp) / "out", path).result
+        wall = time.perf_counter() - t
+        stop.set()
+    print(f"long file {minutes:g} min: wall {wall:.1f} s, RTF {wall / (n / conv.rate):.3f}, "
+          f"speakers {res['num_speakers']}, words {len(res['words'])}, peak RSS {peak[0]:.0f} MiB, "
+          f"after {rss():.0f} MiB")
 
 
 def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
@@ -115,4 +157,7 @@ def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
             f"{counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {g_hit:>3d}/{g_tot:<3d} {wall / audio:6.3f}")
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["long"]:
+        long_file(float(sys.argv[2]))
+    else:
+        main()
