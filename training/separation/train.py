@@ -92,7 +92,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--seed", type=int, default=20260101)
-    ap.add_argument("--lowpass-prob", type=float, default=0.25, help="share of band-limited examples")
+    ap.add_argument("--lowpass-prob", type=float, default=0.0, help="share of band-limited examples")
+    ap.add_argument("--init", default=None, help="start from this state dict (fine-tuning)")
+    ap.add_argument("--residuals", default=None, help="residuals.npz from residuals.py (pipeline-like inputs)")
+    ap.add_argument("--residual-prob", type=float, default=0.5, help="share of batch items from --residuals")
+    ap.add_argument("--max-lr", type=float, default=2e-3)
     ap.add_argument("--max-minutes", type=float, default=34.0, help="stop early (and say so) past this")
     args = ap.parse_args()
 
@@ -101,9 +105,12 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     train, test = Pool(Path(args.pools), "train"), Pool(Path(args.pools), "test")
     model = MaskNet(hidden=args.hidden)
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
+    res = np.load(args.residuals) if args.residuals else None
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=args.steps, pct_start=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.max_lr, total_steps=args.steps, pct_start=0.05)
     n = int(args.seconds * SR)
     val_rng = np.random.default_rng(args.seed + 1)
     val = [batch(test, val_rng, 8, n) for _ in range(3)]
@@ -114,6 +121,14 @@ def main() -> None:
         model.train()
         music, effect = batch(train, rng, args.batch, n, args.lowpass_prob)
         mix = music + effect
+        if res is not None:                    # swap in pipeline residuals: mix != music + effect there
+            for b in range(args.batch):
+                if rng.random() < args.residual_prob:
+                    i = rng.integers(len(res["residual"]))
+                    s0 = rng.integers(0, res["residual"].shape[1] - n + 1)
+                    mix[b] = torch.from_numpy(res["residual"][i, s0:s0 + n])
+                    music[b] = torch.from_numpy(res["music"][i, s0:s0 + n])
+                    effect[b] = mix[b] - music[b]
         est = separate(model, mix)
         loss = -(si_sdr(est, music).mean() + si_sdr(mix - est, effect).mean()) / 2
         opt.zero_grad()
