@@ -86,7 +86,7 @@ class WebrtcVad(Model):
     def load(self) -> None:
         import webrtcvad
 
-        self._vads = [webrtcvad.Vad(mode) for mode in range(4)]
+        self._vad_class = webrtcvad.Vad
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
@@ -94,7 +94,8 @@ class WebrtcVad(Model):
         n = len(audio) // self.hop
         pcm = (np.clip(audio[: n * self.hop], -1.0, 1.0) * 32767.0).astype("<i2")
         probs = np.empty(n, np.float32)
+        vads = [self._vad_class(mode) for mode in range(4)]  # fresh state: requests stay independent
         for i in range(n):
             frame = pcm[i * self.hop:(i + 1) * self.hop].tobytes()
-            probs[i] = sum(v.is_speech(frame, RATE) for v in self._vads) / 4.0
+            probs[i] = sum(v.is_speech(frame, RATE) for v in vads) / 4.0
         return _out(probs, self.hop / RATE)
