@@ -6,7 +6,12 @@ to the input), a 2-layer BLSTM, loss = negative SI-SDR of both stems after the i
 Mixtures are drawn on the fly from ``var/separation/pools.npz`` (see data.py) with a fixed
 seed; one thread (``torch.set_num_threads(1)``), a fixed number of steps.
 
-    python -m training.separation.train --pools var/separation/pools.npz --steps 3200
+    python -m training.separation.train --pools var/separation/pools.npz --steps 3600
+    python -m training.separation.residuals var/separation/pools.npz var/separation/residuals.npz
+    python -m training.separation.train --init var/separation/music_effect.pt \
+        --residuals var/separation/residuals.npz --steps 1400 --stop-step 1200 --max-lr 7e-4 --seed 20260102
+
+The second run fine-tunes on the pipeline's own residuals (see residuals.py): the shipped weights.
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pools", default="var/separation/pools.npz")
     ap.add_argument("--out", default="services/inference/models/weights/music_effect.onnx")
-    ap.add_argument("--steps", type=int, default=3200)
+    ap.add_argument("--steps", type=int, default=3600)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--hidden", type=int, default=192)
@@ -97,6 +102,8 @@ def main() -> None:
     ap.add_argument("--residuals", default=None, help="residuals.npz from residuals.py (pipeline-like inputs)")
     ap.add_argument("--residual-prob", type=float, default=0.5, help="share of batch items from --residuals")
     ap.add_argument("--max-lr", type=float, default=2e-3)
+    ap.add_argument("--log", default="var/separation/train_log.json")
+    ap.add_argument("--stop-step", type=int, default=None, help="stop here (schedule still spans --steps)")
     ap.add_argument("--max-minutes", type=float, default=34.0, help="stop early (and say so) past this")
     args = ap.parse_args()
 
@@ -148,6 +155,9 @@ def main() -> None:
             log.append({"step": step, "loss": round(loss.item(), 3), "val_music": round(m_sdr, 2),
                         "val_effect": round(e_sdr, 2), "minutes": round(elapsed, 1)})
             print(json.dumps(log[-1]), flush=True)
+            if step == args.stop_step:
+                print(f"stopping at step {step}: --stop-step", flush=True)
+                break
             if elapsed > args.max_minutes:
                 print(f"stopping at step {step}: time limit", flush=True)
                 break
@@ -155,7 +165,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out.with_suffix(".pt") if "var/" in str(out) else Path("var/separation/music_effect.pt"))
     export_onnx(model, out)
-    Path("var/separation/train_log.json").write_text(json.dumps(
+    Path(args.log).write_text(json.dumps(
         {"params": params, "steps_done": step, "args": vars(args), "log": log}, indent=1))
     print(f"exported {out} ({params} parameters, {out.stat().st_size / 1e6:.1f} MB)")
 
