@@ -254,3 +254,17 @@ def test_not_audio_is_invalid_audio(pipeline, tmp):
     with pytest.raises(PipelineError) as err:
         Run(pipeline, tmp / "bad3", src)
     assert err.value.code == "invalid_audio"
+
+
+# ---------------------------------------------------------------- edge cases
+
+@pytest.mark.parametrize("sep_type", ["dialogue-me", "dialogue-music-effect", "speech-nonlingual"])
+@pytest.mark.parametrize("frames,channels,rate", [(500, 1, 48000), (22050, 6, 22050)], ids=["10ms", "5.1"])
+def test_tiny_and_multichannel_inputs(pipeline, tmp, sep_type, frames, channels, rate):
+    x = (0.05 * np.random.default_rng(frames).standard_normal((channels, frames))).astype(np.float32)
+    src = _write(tmp / f"edge{frames}.wav", x, rate)
+    run = Run(pipeline, tmp / f"edge{frames}-{sep_type}", src, separation_type=sep_type, bit_depth=32,
+              sample_rate=rate)
+    stems = [run.stem(s["name"]) for s in run.manifest["stems"]]
+    assert all(s.shape == x.shape for s in stems)
+    assert np.max(np.abs(sum(stems) - x)) < 1e-4

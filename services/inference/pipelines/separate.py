@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import soxr
 from pydantic import ValidationError
+from scipy.ndimage import convolve1d
 
 from services.common.audio import CONTENT_TYPES, AudioWriter, InvalidAudio, iter_blocks, probe, resample
 from services.common.params import STEMS, SeparateParams, SeparationType
@@ -252,7 +253,7 @@ class SeparatePipeline(Pipeline):
             gate[max(0, int(a * PROC_RATE)): min(n, int(b * PROC_RATE))] = 1.0
         ramp = int(0.02 * PROC_RATE)
         kernel = np.hanning(2 * ramp + 1).astype(np.float32)
-        gate = np.convolve(gate, kernel / kernel.sum(), mode="same")
+        gate = convolve1d(gate, kernel / kernel.sum(), mode="constant")
         return np.clip(gate, 0.0, 1.0), how
 
     def _word_regions(self, mono16: np.ndarray) -> list[tuple[float, float]] | None:
