@@ -54,4 +54,4 @@ def build(pools: Path, out: Path, n: int = 240, seconds: float = 4.0, seed: int 
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]), Path(sys.argv[2]))
+    build(Path(sys.argv[1]), Path(sys.argv[2]), n=int(sys.argv[3]) if len(sys.argv) > 3 else 240)
