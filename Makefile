@@ -3,24 +3,33 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := $(shell grep -v '^\#' deploy/apt-packages.txt)
 PB_DIR := services/common/pb
 MODEL_TARGETS :=
 
 # Area fragments (models-*, extra targets) add themselves here.
 include $(wildcard mk/*.mk)
 
-.PHONY: install apt venv protos models run test bench lint clean
+.PHONY: install apt apt-train venv protos models run test bench lint clean
 
 install: apt venv protos models
 
-apt: $(VENV)/.apt-stamp
-$(VENV)/.apt-stamp: deploy/apt-packages.txt
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Install the Debian packages listed in a file (one a line, # comments), as root.
+define apt_install
+	@missing=$$(for p in $$(grep -v '^#' $(1)); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "Missing Debian packages (run as root): $$missing"; exit 1; fi; fi
 	@mkdir -p $(VENV) && touch $@
+endef
+
+apt: $(VENV)/.apt-stamp
+$(VENV)/.apt-stamp: deploy/apt-packages.txt
+	$(call apt_install,deploy/apt-packages.txt)
+
+# Only the separation bench and training need these (MIDI, soundfonts, game sounds).
+apt-train: $(VENV)/.apt-train-stamp
+$(VENV)/.apt-train-stamp: training/apt-packages.txt
+	$(call apt_install,training/apt-packages.txt)
 
 venv: $(VENV)/.pip-stamp
 $(VENV)/.pip-stamp: pyproject.toml
@@ -46,7 +55,7 @@ run: install
 test: install
 	$(PY) -m pytest -q
 
-bench: install
+bench: install apt-train
 	$(PY) -m bench
 
 lint: venv

@@ -8,7 +8,7 @@
 SEPARATION_DIR := var/separation
 
 separation-data: $(SEPARATION_DIR)/pools.npz
-$(SEPARATION_DIR)/pools.npz: training/separation/data.py | venv apt
+$(SEPARATION_DIR)/pools.npz: training/separation/data.py | venv apt apt-train
 	$(PIP) install -q -e ".[separate-train]"
 	mkdir -p $(SEPARATION_DIR)
 	$(PY) -m training.separation.data $@
