@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -55,21 +56,30 @@ def db_url(request, tmp_path, pg_schemas) -> str:
     return pg_schemas.new()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, pg_schemas):
+TEST_PIPELINE = {"TIMBR_WORKER_JOB_TYPES": "",
+                 "TIMBR_WORKER_EXTRA_PIPELINES": "enhance=tests.support.pipelines:HalfGainPipeline"}
+
+
+@contextmanager
+def running_stack(root: Path, pg_schemas: PgSchemas, worker_env: dict | None = None, extra_env: dict | None = None):
     """The real services as processes on free ports: tansu, billing and jobs on PostgreSQL,
     the gateway, and a worker running the test pipeline for job type ``enhance``."""
     from services.devstack import Stack
 
-    root: Path = tmp_path_factory.mktemp("stack")
     s = Stack.on_free_ports(root, billing_db=pg_schemas.new(), jobs_db=pg_schemas.new(),
-                            worker_env={"TIMBR_WORKER_JOB_TYPES": "",
-                                        "TIMBR_WORKER_EXTRA_PIPELINES": "enhance=tests.support.pipelines:HalfGainPipeline",
-                                        "TIMBR_BACKOFF_BASE_S": "0.2"},
-                            extra_env={"TIMBR_SIGNED_URL_TTL_S": "600"})
+                            worker_env={**TEST_PIPELINE, **(worker_env or {})}, extra_env=extra_env or {})
     s.start()
-    yield s
-    s.stop()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, pg_schemas):
+    with running_stack(tmp_path_factory.mktemp("stack"), pg_schemas, {"TIMBR_BACKOFF_BASE_S": "0.2"},
+                    {"TIMBR_SIGNED_URL_TTL_S": "600"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -12,24 +12,17 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import Account
+from tests.conftest import Account, running_stack
 from tests.support.api import upload_ok, wait_job
 from tests.support.audio import tone_wav
 
 
 @pytest.fixture(scope="module")
 def slow_stack(tmp_path_factory, pg_schemas):
-    from services.devstack import Stack
-
-    s = Stack.on_free_ports(
-        tmp_path_factory.mktemp("crash"), billing_db=pg_schemas.new(), jobs_db=pg_schemas.new(),
-        worker_env={"TIMBR_WORKER_JOB_TYPES": "",
-                    "TIMBR_WORKER_EXTRA_PIPELINES": "enhance=tests.support.pipelines:HalfGainPipeline",
-                    "TEST_PIPELINE_STEP_S": "0.4", "TIMBR_HEARTBEAT_S": "0.5"},
-        extra_env={"TIMBR_STALE_RUNNING_S": "15", "TIMBR_SWEEP_INTERVAL_S": "0.5"})
-    s.start()
-    yield s
-    s.stop()
+    with running_stack(tmp_path_factory.mktemp("crash"), pg_schemas,
+                    worker_env={"TEST_PIPELINE_STEP_S": "0.4", "TIMBR_HEARTBEAT_S": "0.5"},
+                    extra_env={"TIMBR_STALE_RUNNING_S": "15", "TIMBR_SWEEP_INTERVAL_S": "0.5"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
