@@ -67,9 +67,23 @@ def make_server(service: str, addr: str, add_servicer: Callable[[grpc.Server], N
     return server, port
 
 
+class _WaitForReady(grpc.UnaryUnaryClientInterceptor):
+    """Calls wait (up to their deadline) for the channel to connect instead of failing at once.
+
+    Services start in any order and restart; without this a call made while the channel is in
+    reconnect backoff fails with UNAVAILABLE even though the peer is up a moment later.
+    """
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(client_call_details._replace(wait_for_ready=True), request)
+
+
 def channel(addr: str) -> grpc.Channel:
-    return grpc.insecure_channel(addr, options=[("grpc.enable_retries", 1),
-                                                ("grpc.keepalive_time_ms", 30000)])
+    raw = grpc.insecure_channel(addr, options=[("grpc.enable_retries", 1),
+                                               ("grpc.keepalive_time_ms", 30000),
+                                               ("grpc.initial_reconnect_backoff_ms", 200),
+                                               ("grpc.max_reconnect_backoff_ms", 5000)])
+    return grpc.intercept_channel(raw, _WaitForReady())
 
 
 def metadata(request_id: str | None) -> tuple[tuple[str, str], ...]:
