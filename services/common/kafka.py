@@ -44,8 +44,13 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, group: str, *topics: str, client_id: str = "timbr") -> KafkaConsumer:
-    """Auto-commit off: callers commit after the handler succeeds (at-least-once)."""
+def make_consumer(bootstrap: str, group: str, *topics: str, client_id: str = "timbr",
+                  max_poll_interval_ms: int = 60_000) -> KafkaConsumer:
+    """Auto-commit off: callers commit after the handler succeeds (at-least-once).
+
+    ``max_poll_interval_ms`` is also how long a rebalance waits for a silent member, so
+    callers keep polling while they work (see the inference worker) and it stays short.
+    """
     return KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -56,5 +61,5 @@ def make_consumer(bootstrap: str, group: str, *topics: str, client_id: str = "ti
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
         max_poll_records=1,
-        max_poll_interval_ms=3_600_000,
+        max_poll_interval_ms=max_poll_interval_ms,
     )

@@ -25,10 +25,12 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from services.common.audio import InvalidAudio
@@ -138,18 +140,37 @@ class Worker:
         self._stop.set()
 
     def run(self) -> None:
+        """Poll, and run each job in a helper thread while the main thread keeps polling with
+        the partitions paused: the member stays in its group (heartbeats, rebalances) however
+        long the job takes, so a short max_poll_interval keeps rebalances quick."""
         consumer = make_consumer(self.settings.kafka_bootstrap, self.group, TOPIC_REQUESTED,
                                  client_id=self.worker_id)
         log.info("worker.started", group=self.group, job_types=self.job_types, pipelines=sorted(self.pipelines))
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
         try:
             while not self._stop.is_set():
                 for tp, records in consumer.poll(timeout_ms=500, max_records=1).items():
                     for record in records:
-                        self.handle(record.value)
-                        consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "", -1)})
+                        self._process(consumer, executor, tp, record)
         finally:
+            executor.shutdown(wait=True)
             consumer.close()
             self._producer.close(timeout=5)
+
+    def _process(self, consumer, executor: ThreadPoolExecutor, tp, record) -> None:
+        future = executor.submit(self.handle, record.value)
+        while not future.done():
+            consumer.pause(*consumer.assignment())  # again after any rebalance
+            for other_tp, others in consumer.poll(timeout_ms=200).items():
+                consumer.seek(other_tp, others[0].offset)  # fetched before the pause: read it later
+        consumer.resume(*consumer.paused())
+        future.result()  # a handler error stops the worker without committing: redelivered
+        try:
+            consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "", -1)})
+        except KafkaError:
+            # The partition moved to another member meanwhile; it may run the job again, which
+            # is safe (the job is finished, so it is skipped).
+            log.warning("worker.commit_failed", partition=tp.partition, offset=record.offset)
 
     def _job_status(self, job_id: str) -> jobs_pb2.Job | None:
         try:
