@@ -19,7 +19,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import Account
+from tests.conftest import Account, running_stack
 from tests.serving.support import ModelServerProcess, speech
 from tests.support.api import upload_ok, wait_job
 
@@ -32,27 +32,22 @@ def setup(tmp_path_factory, pg_schemas):
 
     from services.common.grpc_util import channel
     from services.common.pb.timbr.v1 import billing_pb2_grpc
-    from services.devstack import Stack
 
     root = tmp_path_factory.mktemp("restart")
     server = ModelServerProcess(["vad_silero"], root / "model-server.log").start().wait_ready()
-    stack = Stack.on_free_ports(
-        root, billing_db=pg_schemas.new(), jobs_db=pg_schemas.new(),
-        worker_env={"TIMBR_WORKER_JOB_TYPES": "", "TIMBR_WORKER_EXTRA_PIPELINES": PIPELINE,
-                    "TEST_PIPELINE_STEP_S": "0.3", "TIMBR_HEARTBEAT_S": "0.5",
-                    "TIMBR_MODEL_BACKEND": "remote", "TIMBR_MODEL_URL": server.url,
-                    "TIMBR_MODEL_STARTUP_MODELS": "vad_silero",
-                    "TIMBR_MODEL_RETRIES": "90", "TIMBR_MODEL_RETRY_BACKOFF_S": "0.2",
-                    "TIMBR_MODEL_RETRY_MAX_BACKOFF_S": "1.0"})
-    stack.start()
-    ch = channel(f"127.0.0.1:{stack.billing_port}")
-    grpc.channel_ready_future(ch).result(timeout=30)
+    worker_env = {"TIMBR_WORKER_EXTRA_PIPELINES": PIPELINE,
+                  "TEST_PIPELINE_STEP_S": "0.3", "TIMBR_HEARTBEAT_S": "0.5",
+                  "TIMBR_MODEL_BACKEND": "remote", "TIMBR_MODEL_URL": server.url,
+                  "TIMBR_MODEL_STARTUP_MODELS": "vad_silero",
+                  "TIMBR_MODEL_RETRIES": "90", "TIMBR_MODEL_RETRY_BACKOFF_S": "0.2",
+                  "TIMBR_MODEL_RETRY_MAX_BACKOFF_S": "1.0"}
     try:
-        with httpx.Client(base_url=stack.url, timeout=60) as api:
+        with (running_stack(root, pg_schemas, worker_env) as stack,
+              channel(f"127.0.0.1:{stack.billing_port}") as ch,
+              httpx.Client(base_url=stack.url, timeout=60) as api):
+            grpc.channel_ready_future(ch).result(timeout=30)
             yield stack, server, api, billing_pb2_grpc.BillingStub(ch)
     finally:
-        ch.close()
-        stack.stop()
         server.stop()
 
 
