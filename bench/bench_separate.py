@@ -10,6 +10,8 @@ per stem:
 * ``dialogue-me``: speech, me (against music + effects);
 * ``dialogue-music-effect``: speech, music, effect, with the trained network, and for
   comparison the DSP baseline on the same speech residual;
+* the oracle: ideal magnitude-ratio masks computed from the true stems (64 ms STFT), the
+  ceiling of any method that masks magnitudes at that resolution, as the pipeline does;
 * ``speech-nonlingual``: speech words interleaved with hums, held vowels and laughter over
   music: SI-SDR of the speech stem against the spoken words alone, and the share of the
   non-verbal sounds' energy that leaks into the speech stem;
@@ -67,6 +69,16 @@ def _table(title: str, rows: list[dict], stems: list[str]) -> None:
         print(f"  {s:<10} SI-SDR {_mean(rows, s):6.2f} dB   SI-SDRi {_mean(rows, s + '_i'):+6.2f} dB")
 
 
+def _oracle(mix: np.ndarray, refs: list[np.ndarray]) -> list[np.ndarray]:
+    """Stems from the ideal ratio masks ``|S_k| / sum_j |S_j|`` (64 ms STFT): what a perfect
+    magnitude mask would give, to put the pipeline's figures in context."""
+    from services.inference.separation.stft import istft, stft
+
+    specs = np.abs(stft(np.stack(refs), 3072, 768))
+    masks = specs / (specs.sum(axis=0, keepdims=True) + 1e-12)
+    return list(istft(stft(mix, 3072, 768)[None] * masks, 3072, 768, len(mix)))
+
+
 def _peak_rss(seconds: float, tmp: Path) -> float:
     """Peak RSS (MB) of a fresh process separating a stereo file of ``seconds``."""
     code = f"""
@@ -101,7 +113,7 @@ def main() -> None:
     pipeline = SeparatePipeline(client)
     rng = np.random.default_rng(2026)
     rtf: dict[str, list[float]] = {}
-    me_rows, dme_rows, base_rows = [], [], []
+    me_rows, dme_rows, base_rows, oracle_rows = [], [], [], []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for i in range(N_MIX):
@@ -122,6 +134,8 @@ def main() -> None:
             residual = mx.mix - stems["speech"]
             base = client.infer("music_effect_separator", {"audio": residual}, {"sample_rate": R, "method": "baseline"})
             base_rows.append(score({"speech": stems["speech"], "music": base["music"], "effect": base["effect"]}))
+            oracle_rows.append(score(dict(zip(("speech", "music", "effect"),
+                                              _oracle(mx.mix, [mx.speech, mx.music, mx.effect]), strict=True))))
             print(f"  mixture {i}: speech {dme_rows[-1]['speech']:.2f} music {dme_rows[-1]['music']:.2f} "
                   f"effect {dme_rows[-1]['effect']:.2f} dB ({method}); baseline music "
                   f"{base_rows[-1]['music']:.2f} effect {base_rows[-1]['effect']:.2f} dB", flush=True)
@@ -130,6 +144,8 @@ def main() -> None:
         _table("dialogue-me", me_rows, ["speech", "me"])
         _table(f"dialogue-music-effect ({method})", dme_rows, ["speech", "music", "effect"])
         _table("dialogue-music-effect (DSP baseline on the same residual)", base_rows, ["music", "effect"])
+        _table("oracle magnitude masks from the true stems (64 ms STFT): the ceiling of mask-based methods",
+               oracle_rows, ["speech", "music", "effect"])
 
         # speech-nonlingual: words next to hums / vowels / laughter, over quiet music
         nl_rows = []
