@@ -244,10 +244,16 @@ class AllModelsDataPlane(DataPlane):
         return bool(models) and all(m.ready for m in models.values())
 
 
+# One load at a time: two loads importing the same package at once can trip CPython's import
+# locks (seen: whisper and vad_silero both importing faster_whisper -> _DeadlockError).
+_LOAD_LOCK = threading.Lock()
+
+
 def _load_in_background(served: ServedModel, exit_on_failure: bool) -> threading.Thread:
     def run() -> None:
         try:
-            served.load()
+            with _LOAD_LOCK:
+                served.load()
             log.info("model %s ready (%.1f s)", served.name, served.load_seconds)
         except Exception as exc:  # a model that cannot load is fatal for this process
             served.load_error = str(exc)
