@@ -114,7 +114,7 @@ def main() -> None:
     model = MaskNet(hidden=args.hidden)
     if args.init:
         model.load_state_dict(torch.load(args.init))
-    res = np.load(args.residuals) if args.residuals else None
+    res = dict(np.load(args.residuals)) if args.residuals else None         # read once, not per access
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.max_lr, total_steps=args.steps, pct_start=0.05)
