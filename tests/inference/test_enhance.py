@@ -39,8 +39,7 @@ TEXT = ("Please remember to water the plants while I am away. The museum has a n
 @pytest.fixture(scope="module")
 def speech48() -> np.ndarray:
     """About 8 s of espeak-ng speech at 48 kHz, peak -6 dBFS, float32 (frames,)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (deploy/apt-packages.txt)")
+    assert shutil.which("espeak-ng"), "espeak-ng is not installed: `make install` takes it from deploy/apt-packages.txt"
     out = subprocess.run(["espeak-ng", "--stdout", "-s", "150", TEXT], check=True, capture_output=True).stdout
     import io
     x, rate = sf.read(io.BytesIO(out), dtype="float32")

@@ -73,8 +73,7 @@ def two_voices(tmp_path_factory):
 
 
 def test_enhance_same_through_model_server(inprocess, remote, audio, tmp_path):
-    if "speech_enhancer" not in inprocess[1]:
-        pytest.skip("speech_enhancer does not load here")
+    assert "speech_enhancer" in inprocess[1], inprocess[2]
     src = tmp_path / "noisy.wav"
     sf.write(src, noisy(audio[1], 0.0)[: 48000 * 6], 48000, subtype="FLOAT")
     params = {"noise_reduction": 1.0, "bit_depth": 32}
@@ -86,9 +85,7 @@ def test_enhance_same_through_model_server(inprocess, remote, audio, tmp_path):
 
 
 def test_diarize_same_through_model_server(inprocess, remote, two_voices, tmp_path):
-    needed = {"whisper", "speaker_embedding", "vad_ten"}
-    if not needed <= set(inprocess[1]):
-        pytest.skip(f"needs {needed}")
+    assert {"whisper", "speaker_embedding", "vad_ten"} <= set(inprocess[1]), inprocess[2]
     params = {"num_speakers": 2, "language": "en"}
     local = run_job(DiarizePipeline, inprocess[0], two_voices, tmp_path / "local", "diarize", params)
     remote_out = run_job(DiarizePipeline, remote, two_voices, tmp_path / "remote", "diarize", params)
@@ -97,8 +94,7 @@ def test_diarize_same_through_model_server(inprocess, remote, two_voices, tmp_pa
 
 
 def test_separate_same_through_model_server(inprocess, remote, audio, tmp_path):
-    if not {"speech_enhancer", "music_effect_separator"} <= set(inprocess[1]):
-        pytest.skip("needs speech_enhancer and music_effect_separator")
+    assert {"speech_enhancer", "music_effect_separator"} <= set(inprocess[1]), inprocess[2]
     t = np.arange(48000 * 5) / 48000
     music = 0.1 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t))
     mix = audio[1][: t.size] + music[: audio[1][: t.size].size].astype(np.float32)

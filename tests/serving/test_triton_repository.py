@@ -161,8 +161,7 @@ def test_speaker_encoder_onnx_matches_config_and_the_model(client, audio):
     """The batched ONNX entry (after `make models`) takes what its config says and gives the
     same embedding as ``speaker_embedding`` once L2-normalised."""
     onnx_path = REPOSITORY / "speaker_encoder" / "1" / "model.onnx"
-    if not onnx_path.exists():
-        pytest.skip("run `make models` (mk/serving.mk) to build triton_models/speaker_encoder/1/model.onnx")
+    assert onnx_path.exists(), "`make install` (make models, mk/serving.mk) builds it"
     import onnxruntime as ort
 
     from services.inference.models.speaker_embedding import fbank
