@@ -52,7 +52,7 @@ models: $(MODEL_TARGETS)
 run: install
 	$(PY) -m services.devstack
 
-test: install
+test: install apt-train
 	$(PY) -m pytest -q
 
 bench: install apt-train
