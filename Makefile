@@ -55,7 +55,7 @@ run: install
 test: install apt-train
 	$(PY) -m pytest -q
 
-bench: install apt-train
+bench: install apt-train heldout-data
 	$(PY) -m bench
 
 lint: venv

@@ -1,0 +1,181 @@
+"""Real recordings for the held-out evaluation, split by source (Debian package), never by file.
+
+Every package has one role: ``eval`` packages only ever measure a pipeline; ``calib`` packages
+may train or calibrate one. A voice, a recording or a package that tuned a constant therefore
+never scores it. The audio is fetched on demand with ``apt-get download`` + ``dpkg -x`` (no root,
+nothing installed system-wide, nothing committed) into ``var/heldout/``.
+
+    voices(role)        utterances with speaker, language and (where the package has it) transcript
+    clips(kind, role)   music, effect or ambience recordings
+    load(path, rate)    mono float32 at ``rate``
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from services.common.audio import read_audio
+
+ROOT = Path(__file__).resolve().parents[2] / "var" / "heldout"
+AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".gsm")
+ROLES = ("eval", "calib")
+
+
+@dataclass(frozen=True)
+class VoiceSource:
+    """One recorded speaker: the package holding the audio, the folder under it, the transcripts."""
+
+    name: str
+    role: str
+    package: str
+    folder: str  # under usr/share/asterisk/sounds/
+    speaker: str
+    lang: str
+    gender: str
+    transcripts: str | None = None  # package whose core-sounds-XX.txt.gz names each prompt's text
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """Recordings of one kind from one package: music, effect or ambience."""
+
+    name: str
+    role: str
+    kind: str
+    package: str
+    globs: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Utterance:
+    source: str
+    speaker: str
+    lang: str
+    gender: str
+    path: Path
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Clip:
+    source: str
+    path: Path
+
+
+# Telephone prompts, recorded at 8 kHz by professional voices. Allison speaks both en and es:
+# one speaker, so both of her packages are calibration.
+VOICES = (
+    VoiceSource("june-fr", "eval", "asterisk-core-sounds-fr-wav", "fr_CA_f_June", "june", "fr", "f",
+                "asterisk-core-sounds-fr"),
+    VoiceSource("ivr-ru", "eval", "asterisk-core-sounds-ru-wav", "ru_RU_f_IvrvoiceRU", "ivr", "ru", "f",
+                "asterisk-core-sounds-ru"),
+    VoiceSource("carlo-it", "eval", "asterisk-core-sounds-it-wav", "it_IT_m_Carlo", "carlo", "it", "m",
+                "asterisk-core-sounds-it"),
+    VoiceSource("menardi-it", "eval", "asterisk-prompt-it-menardi-wav", "it_IT_f_Menardi", "menardi", "it", "f"),
+    VoiceSource("armelle-fr", "eval", "asterisk-prompt-fr-armelle", "fr", "armelle", "fr", "f"),
+    VoiceSource("co-es", "eval", "asterisk-prompt-es-co", "es", "co", "es", "m"),
+    VoiceSource("allison-en", "calib", "asterisk-core-sounds-en-wav", "en_US_f_Allison", "allison", "en", "f",
+                "asterisk-core-sounds-en"),
+    VoiceSource("allison-es", "calib", "asterisk-core-sounds-es-wav", "es_MX_f_Allison", "allison", "es", "f",
+                "asterisk-core-sounds-es"),
+)
+
+_STK = "usr/share/games/supertuxkart/data"
+_WESNOTH = "usr/share/games/wesnoth/1.16/data/core"
+_STK_LOOPS = ("rain", "river_loop", "waterfall_loop_2", "lenautile_restaurant", "exotic-birds",
+              "exotic-birds_2", "fireworks_show", "static-radio")
+CLIPS = (
+    ClipSource("wesnoth-music", "eval", "music", "wesnoth-1.16-music", (f"{_WESNOTH}/music/*.ogg",)),
+    ClipSource("wesnoth-sounds", "eval", "effect", "wesnoth-1.16-data", (f"{_WESNOTH}/sounds/*.*",)),
+    ClipSource("colobot-sounds", "eval", "effect", "colobot-common-sounds", ("usr/share/games/colobot/sounds/*.wav",
+                                                                           "**/sounds/*.wav")),
+    ClipSource("wesnoth-ambience", "eval", "ambience", "wesnoth-1.16-data", (f"{_WESNOTH}/sounds/ambient/*.ogg",)),
+    ClipSource("stk-music", "calib", "music", "supertuxkart-data", (f"{_STK}/music/*.ogg",)),
+    ClipSource("etr-music", "calib", "music", "extremetuxracer-data", ("**/music/*.ogg",)),
+    ClipSource("stk-sfx", "calib", "effect", "supertuxkart-data", (f"{_STK}/sfx/*.ogg",),
+               exclude=_STK_LOOPS),
+    ClipSource("etr-sounds", "calib", "effect", "extremetuxracer-data", ("**/sounds/*.wav",)),
+    ClipSource("freedesktop", "calib", "effect", "sound-theme-freedesktop", ("**/*.oga",)),
+    ClipSource("stk-ambience", "calib", "ambience", "supertuxkart-data",
+               tuple(f"{_STK}/sfx/{name}.ogg" for name in _STK_LOOPS)),
+)
+
+
+def packages() -> list[str]:
+    """Every package the held-out set reads, with the transcript packages."""
+    names = {v.package for v in VOICES} | {v.transcripts for v in VOICES if v.transcripts}
+    return sorted(names | {c.package for c in CLIPS})
+
+
+def ensure(names: list[str] | None = None) -> Path:
+    """Download and unpack the packages not yet under ``var/heldout/x`` (idempotent)."""
+    debs, extracted = ROOT / "debs", ROOT / "x"
+    debs.mkdir(parents=True, exist_ok=True)
+    for name in names or packages():
+        target = extracted / name
+        if target.is_dir() and any(target.iterdir()):
+            continue
+        subprocess.run(["apt-get", "download", "-q", name], cwd=debs, check=True, capture_output=True)
+        deb = next(debs.glob(f"{name}_*.deb"))
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
+        deb.unlink()
+    return extracted
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+
+
+@cache
+def _transcripts(package: str) -> dict[str, str]:
+    """``name: text`` lines of an asterisk ``core-sounds-XX.txt.gz``, keyed by prompt path."""
+    (doc,) = (ensure([package]) / package).glob("usr/share/doc/*/core-sounds-*.txt.gz")
+    lines = gzip.decompress(doc.read_bytes()).decode("utf-8-sig").splitlines()
+    pairs = (line.split(":", 1) for line in lines if ":" in line and not line.startswith(";"))
+    return {name.strip(): text.strip() for name, text in pairs if text.strip()}
+
+
+def voices(role: str) -> list[Utterance]:
+    """Every utterance of the voices with this role, sorted by source and path."""
+    _check_role(role)
+    out = []
+    for v in VOICES:
+        if v.role != role:
+            continue
+        root = ensure([v.package]) / v.package / "usr/share/asterisk/sounds" / v.folder
+        texts = _transcripts(v.transcripts) if v.transcripts else {}
+        for path in sorted(p for p in root.rglob("*") if p.suffix in AUDIO_SUFFIXES):
+            key = path.relative_to(root).with_suffix("").as_posix()
+            if key.startswith("silence/"):
+                continue
+            out.append(Utterance(v.name, v.speaker, v.lang, v.gender, path, texts.get(key)))
+    return out
+
+
+def clips(kind: str, role: str) -> list[Clip]:
+    """Every recording of ``kind`` (music, effect, ambience) in the packages with this role."""
+    _check_role(role)
+    out = []
+    for c in CLIPS:
+        if c.kind != kind or c.role != role:
+            continue
+        root = ensure([c.package]) / c.package
+        paths = {p for pattern in c.globs for p in root.glob(pattern)
+                 if p.suffix in AUDIO_SUFFIXES and p.stem not in c.exclude}
+        out += [Clip(c.name, p) for p in sorted(paths)]
+    return out
+
+
+def load(path: str | Path, rate: int) -> np.ndarray:
+    """Mono float32 at ``rate`` (channels averaged)."""
+    audio, _ = read_audio(path, rate)
+    return audio.mean(axis=0).astype(np.float32)
