@@ -63,8 +63,10 @@ class Storage(ABC):
 
 
 def _safe_key(key: str) -> str:
+    """Keys are made by Timbr from sanitised names: printable ASCII, no empty or dot segments."""
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if (not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts)
+            or not (key.isascii() and key.isprintable())):
         raise StorageError(f"invalid object key {key!r}")
     return key
 
@@ -122,7 +124,8 @@ class LocalStorage(Storage):
     def verify(self, key: str, expires: int, signature: str) -> Path:
         """Check a signed URL's parts; returns the object's path or raises."""
         expected = self._signature(_safe_key(key), expires)
-        if not hmac.compare_digest(expected, signature):
+        # Bytes, not str: compare_digest refuses non-ASCII strings, and a URL may carry anything.
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogatepass")):
             raise BadSignature("the download URL signature is invalid")
         if expires < time.time():
             raise BadSignature("the download URL has expired")

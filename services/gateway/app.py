@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -21,6 +22,14 @@ from services.gateway.metrics import HTTP_LATENCY
 from services.gateway.routes import audio, jobs, objects, upload
 
 log = get_logger(__name__)
+# A client's x-request-id travels on in gRPC metadata, Kafka headers, logs and a 64-character
+# column: anything but a short plain token is replaced by a fresh id.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id_of(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 DESCRIPTION = """
 Timbr separates audio into stems, enhances it and diarizes it, asynchronously.
@@ -49,7 +58,7 @@ def create_app(settings: GatewaySettings | None = None, storage: Storage | None 
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id_of(request)
         request.state.request_id = request_id
         start = time.perf_counter()
         status = 500

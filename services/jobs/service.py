@@ -43,6 +43,11 @@ def credits_for(duration_s: float) -> int:
     return max(1, math.ceil(round(duration_s, 6)))
 
 
+def _plain_id(value: str) -> bool:
+    """Ids are short printable ASCII; anything else (a NUL from a URL, 20 KB) names nothing."""
+    return 0 < len(value) <= 40 and value.isascii() and value.isprintable()
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value is not None and value.tzinfo is None:
@@ -64,6 +69,8 @@ class JobsService:
         return record
 
     def get_file(self, file_id: str, account_id: str | None) -> FileRecord:
+        if not _plain_id(file_id):
+            raise FileNotFound(f"file {file_id[:40]!r} not found")
         with self._sessions() as s:
             f = s.get(FileRecord, file_id)
             if f is None or (account_id and f.account_id != account_id):
@@ -141,6 +148,8 @@ class JobsService:
             raise Unavailable(f"billing {how} failed: {exc.code().name}") from exc
 
     def get_job(self, job_id: str, account_id: str | None) -> JobRecord:
+        if not _plain_id(job_id):
+            raise JobNotFound(f"job {job_id[:40]!r} not found")
         with self._sessions() as s:
             job = s.get(JobRecord, job_id)
             if job is None or (account_id and job.account_id != account_id):
@@ -154,6 +163,8 @@ class JobsService:
             return list(s.scalars(q))
 
     def cancel_job(self, job_id: str, account_id: str | None) -> JobRecord:
+        if not _plain_id(job_id):
+            raise JobNotFound(f"job {job_id[:40]!r} not found")
         with self._sessions.begin() as s:
             job = s.get(JobRecord, job_id, with_for_update=True)
             if job is None or (account_id and job.account_id != account_id):
