@@ -3,7 +3,7 @@
 Starts the development Kafka broker (tansu, memory storage), billing, jobs, one inference
 worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer that the
 worker then reaches over gRPC), each as its own process with JSON logs under var/logs/. SQLite
-databases and local storage live under var/. Ctrl-C stops everything. The tests use
+databases (migrated to head first) and local storage live under var/. Ctrl-C stops everything. The tests use
 ``Stack`` to run the same processes on free ports.
 """
 
@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common import migrate
 from services.common.devbroker import free_port, start_broker, wait_for_port
 
 
@@ -74,12 +75,17 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
         self.procs["kafka"] = start_broker(self.kafka_port, self.root / "logs" / "kafka.log")
+        billing_db = self.billing_db or f"sqlite:///{self.root / 'billing.db'}"
+        jobs_db = self.jobs_db or f"sqlite:///{self.root / 'jobs.db'}"
+        # As the chart's migration hook does before the services start.
+        migrate.upgrade("billing", billing_db)
+        migrate.upgrade("jobs", jobs_db)
         self._spawn("billing", "services.billing", {
             "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.billing_port}", "TIMBR_METRICS_PORT": str(self.metrics_ports[0]),
-            "TIMBR_DATABASE_URL": self.billing_db or f"sqlite:///{self.root / 'billing.db'}"})
+            "TIMBR_DATABASE_URL": billing_db})
         self._spawn("jobs", "services.jobs", {
             "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.jobs_port}", "TIMBR_METRICS_PORT": str(self.metrics_ports[1]),
-            "TIMBR_DATABASE_URL": self.jobs_db or f"sqlite:///{self.root / 'jobs.db'}"})
+            "TIMBR_DATABASE_URL": jobs_db})
         self._spawn("gateway", "services.gateway", {"TIMBR_PORT": str(self.gateway_port)})
         ports = [self.billing_port, self.jobs_port, self.gateway_port]
         if self.model_backend == "remote":

@@ -117,10 +117,9 @@ class BillingServicer(pb_grpc.BillingServicer):
 
 def serve(settings, service: BillingService | None = None):
     """Start the gRPC server; returns (server, bound port)."""
-    from services.billing.models import Base
-    from services.common.db import make_sessionmaker
     from services.common.grpc_util import make_server
+    from services.common.migrate import open_database
 
-    service = service or BillingService(make_sessionmaker(settings.database_url, Base))
+    service = service or BillingService(open_database("billing", settings.database_url))
     return make_server("billing", settings.grpc_listen,
                        lambda s: pb_grpc.add_BillingServicer_to_server(BillingServicer(service), s))

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 
 def utcnow() -> dt.datetime:
@@ -33,8 +33,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def make_sessionmaker(url: str, base: type[DeclarativeBase]) -> sessionmaker:
-    """Engine, tables created if missing, and a session factory."""
-    engine = make_engine(url)
-    base.metadata.create_all(engine)
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(url: str) -> sessionmaker:
+    """A session factory. Tables are made by the migrations (services/common/migrate.py), never here."""
+    return sessionmaker(make_engine(url), expire_on_commit=False)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.db import make_sessionmaker
 from services.common.grpc_util import channel, make_server
+from services.common.migrate import open_database
 from services.common.pb.timbr.v1 import billing_pb2_grpc
 from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
 from services.jobs.background import EventConsumer, OutboxPublisher, Sweeper
 from services.jobs.config import JobsSettings
-from services.jobs.models import Base
 from services.jobs.server import JobsServicer
 from services.jobs.service import JobsService
 
@@ -31,7 +30,7 @@ class JobsApp:
 
 
 def start(settings: JobsSettings, background: bool = True) -> JobsApp:
-    sessions = make_sessionmaker(settings.database_url, Base)
+    sessions = open_database("jobs", settings.database_url)
     billing = billing_pb2_grpc.BillingStub(channel(settings.billing_addr))
     service = JobsService(sessions, billing, settings.grpc_timeout_s)
     server, port = make_server("jobs", settings.grpc_listen,

@@ -109,7 +109,7 @@ def test_default_resources(default_docs):
         ("Deployment", "timbr-gateway"), ("Service", "timbr-gateway"),
         ("Deployment", "timbr-billing"), ("Service", "timbr-billing"),
         ("Deployment", "timbr-jobs"), ("Service", "timbr-jobs"), ("Pod", "timbr-test-readyz"),
-        ("Job", "timbr-kafka-topics"),
+        ("Job", "timbr-kafka-topics"), ("Job", "timbr-migrations"), ("Secret", "timbr-migrations"),
     } | {("Deployment", f"timbr-worker-{t}") for t in JOB_TYPES} | {
         ("HorizontalPodAutoscaler", f"timbr-worker-{t}") for t in JOB_TYPES}
     assert names == expected
@@ -665,3 +665,57 @@ def test_topics_job_grows_topics_the_services_made(broker):
                             broker)
     assert grown.returncode != 0
     assert "CreatePartitions" in grown.stderr, grown.stderr
+
+
+def test_migrations_job_is_a_hook_before_the_services(docs):
+    """Alembic `upgrade head` for billing and jobs runs before install/upgrade, after the topics."""
+    job = one(docs, "Job", "timbr-migrations")
+    notes = job["metadata"]["annotations"]
+    assert set(notes["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    topics = one(docs, "Job", "timbr-kafka-topics")["metadata"]["annotations"]
+    assert int(notes["helm.sh/hook-weight"]) > int(topics["helm.sh/hook-weight"])
+    spec = pod_spec(job)
+    assert "serviceAccountName" not in spec, "the chart's ServiceAccount does not exist before install"
+    containers = {c["name"]: c for c in spec["containers"]}
+    assert set(containers) == {"migrate-billing", "migrate-jobs"}
+    secrets = find(docs, "Secret")
+    for service in ("billing", "jobs"):
+        c = containers[f"migrate-{service}"]
+        assert c["command"] == ["python", "-m", "services.common.migrate", service, "upgrade", "head"]
+        ref = env_of(c)["TIMBR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] == f"{service}-database-url"
+        deployment = pod_spec(one(docs, "Deployment", f"timbr-{service}"))["containers"][0]
+        used = env_of(deployment)["TIMBR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        if secrets:  # the chart's Secret is made after the hooks: the hook has its own, same URLs
+            hook_secret = one(docs, "Secret", ref["name"])
+            assert "pre-install" in hook_secret["metadata"]["annotations"]["helm.sh/hook"]
+            assert int(hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(notes["helm.sh/hook-weight"])
+            assert hook_secret["stringData"][ref["key"]] == one(docs, "Secret", used["name"])["stringData"][used["key"]]
+        else:
+            assert ref == used
+
+
+def test_migrations_job_can_be_switched_off():
+    assert not find(render("--set", "migrations.enabled=false"), "Job", "timbr-migrations")
+    only_jobs = render("--set", "billing.enabled=false")
+    assert [c["name"] for c in pod_spec(one(only_jobs, "Job", "timbr-migrations"))["containers"]] == ["migrate-jobs"]
+
+
+def test_migrations_job_migrates_an_empty_database(default_docs, pg_schemas):
+    """Each container's command, run as rendered against an empty PostgreSQL schema."""
+    import sqlalchemy
+
+    for c in pod_spec(one(default_docs, "Job", "timbr-migrations"))["containers"]:
+        url = pg_schemas.new()
+        python = ROOT / ".venv" / "bin" / "python"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TIMBR_")}, "TIMBR_DATABASE_URL": url}
+        run = subprocess.run([str(python if python.exists() else "python3"), *c["command"][1:]], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stderr
+        service = c["command"][3]
+        engine = sqlalchemy.create_engine(url)
+        try:
+            tables = set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+        assert f"alembic_version_{service}" in tables and len(tables) >= 3

@@ -7,14 +7,14 @@ import threading
 import pytest
 
 from services.billing.errors import Conflict, InsufficientCredits, NotFound, Unauthenticated
-from services.billing.models import Base, Token
+from services.billing.models import Token
 from services.billing.service import BillingService, hash_token
-from services.common.db import make_sessionmaker
+from services.common.migrate import migrated_sessionmaker
 
 
 @pytest.fixture
 def billing(db_url) -> BillingService:
-    return BillingService(make_sessionmaker(db_url, Base))
+    return BillingService(migrated_sessionmaker("billing", db_url))
 
 
 def test_balance_is_derived_from_the_ledger(billing):

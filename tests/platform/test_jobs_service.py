@@ -7,25 +7,24 @@ import datetime as dt
 import grpc
 import pytest
 
-from services.billing.models import Base as BillingBase
 from services.billing.server import BillingServicer
 from services.billing.service import BillingService
-from services.common.db import make_sessionmaker
 from services.common.grpc_util import channel, make_server
+from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import billing_pb2_grpc, events_pb2
 from services.jobs.errors import FileNotFound, InsufficientCredits, InvalidRequest, InvalidState, JobNotFound
-from services.jobs.models import Base, FileRecord, JobRecord, OutboxMessage
+from services.jobs.models import FileRecord, JobRecord, OutboxMessage
 from services.jobs.service import JobsService, credits_for
 
 
 @pytest.fixture
 def env(db_url, tmp_path):
-    billing = BillingService(make_sessionmaker(f"sqlite:///{tmp_path / 'billing.db'}", BillingBase))
+    billing = BillingService(migrated_sessionmaker("billing", f"sqlite:///{tmp_path / 'billing.db'}"))
     server, port = make_server("billing", "127.0.0.1:0",
                                lambda s: billing_pb2_grpc.add_BillingServicer_to_server(BillingServicer(billing), s))
     ch = channel(f"127.0.0.1:{port}")
     grpc.channel_ready_future(ch).result(timeout=10)
-    sessions = make_sessionmaker(db_url, Base)
+    sessions = migrated_sessionmaker("jobs", db_url)
     jobs = JobsService(sessions, billing_pb2_grpc.BillingStub(ch))
     acc = billing.create_account("a").account_id
     billing.grant(acc, 100)
