@@ -316,6 +316,19 @@ def test_production_uses_gcs_existing_secret_and_triton(prod_docs):
     assert ingress["spec"]["tls"][0]["hosts"] == ["api.timbr.example.com"]
 
 
+def test_ingress_body_limit_follows_the_upload_limit(prod_docs):
+    """The production ingress refuses bodies past TIMBR_MAX_UPLOAD_BYTES (plus the multipart
+    framing) before they reach a gateway: no unlimited ("0") body size."""
+    annotations = one(prod_docs, "Ingress", "timbr-gateway")["metadata"]["annotations"]
+    gateway = pod_spec(one(prod_docs, "Deployment", "timbr-gateway"))["containers"][0]
+    limit = int(env_of(gateway)["TIMBR_MAX_UPLOAD_BYTES"]["value"])
+    assert limit == 2 * 1024**3
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == f"{limit // 2**20 + 1}m"
+    smaller = render("-f", str(PRODUCTION), "--set", "gateway.maxUploadBytes=10485760")
+    assert one(smaller, "Ingress", "timbr-gateway")["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/proxy-body-size"] == "11m"
+
+
 def test_triton_on_gpu_nodes(prod_docs):
     dep = one(prod_docs, "Deployment", "timbr-triton")
     spec = pod_spec(dep)

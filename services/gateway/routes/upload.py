@@ -1,9 +1,12 @@
 """POST /v1/upload (alias /v1/audio/upload): store a file, probe it, return its file_id.
 
-The body is multipart/form-data with one ``file`` part. Starlette spools the part to a
-temporary file (1 MiB in memory at most), the file is probed with PyAV and copied to storage
-in 1 MiB chunks: memory stays constant whatever the size. SRT files (``.srt``) are accepted
-too, for diarize's ``input_srt_file_id``.
+The body is multipart/form-data with one ``file`` part. Nothing of it is read before the token
+is checked and its Content-Length is within ``TIMBR_MAX_UPLOAD_BYTES`` (plus room for the
+multipart framing); while it streams, the bytes are counted and the upload stops with 413 as
+soon as they pass that bound, so a client without a token, or with too much, never fills the
+disk. Starlette spools the part to a temporary file (1 MiB in memory at most), the file is
+probed with PyAV and copied to storage in 1 MiB chunks: memory stays constant whatever the
+size. SRT files (``.srt``) are accepted too, for diarize's ``input_srt_file_id``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import datetime as dt
 import re
 import uuid
 from pathlib import PurePath
-from typing import Annotated
 
 import srt
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 
 from services.common.audio import InvalidAudio, probe
 from services.common.pb.timbr.v1 import jobs_pb2
@@ -26,6 +30,37 @@ from services.gateway.schemas import FileOut
 
 router = APIRouter(tags=["Files"])
 MAX_SRT_BYTES = 20 * 1024 * 1024
+# Room for the multipart boundary and part headers around the file itself.
+MULTIPART_SLACK = 64 * 1024
+# The body is read by hand (after the token check), so its shape is declared for OpenAPI here.
+_MULTIPART = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {
+        "type": "string", "format": "binary",
+        "description": "Audio file (any format FFmpeg decodes) or an .srt file"}}}}}}}
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"uploads are limited to {limit} bytes")
+
+
+async def read_form(request: Request, limit: int) -> FormData:
+    """The multipart form, refused with 413 before or while reading once it passes ``limit``."""
+    bound = limit + MULTIPART_SLACK
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > bound:
+        raise _too_large(limit)
+    received = 0
+
+    async def counted():
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > bound:
+                raise _too_large(limit)
+        return message
+
+    return await Request(request.scope, counted).form(max_files=2, max_fields=10)
 
 
 def _safe_name(name: str | None) -> str:
@@ -58,10 +93,23 @@ def _check_srt(upload: UploadFile, size: int) -> None:
             raise ApiError(422, "invalid_srt", f"cue {cue.index} ends before it starts")
 
 
-@router.post("/v1/upload", response_model=FileOut, summary="Upload an audio file")
+@router.post("/v1/upload", response_model=FileOut, summary="Upload an audio file", openapi_extra=_MULTIPART,
+             responses={413: {"description": "Over `TIMBR_MAX_UPLOAD_BYTES` (`payload_too_large`)"}})
 @router.post("/v1/audio/upload", response_model=FileOut, include_in_schema=False)
-def upload(caller: CurrentAccount, clients: ClientsDep,
-           file: Annotated[UploadFile, File(description="Audio file (any format FFmpeg decodes) or an .srt file")]):
+async def upload(caller: CurrentAccount, clients: ClientsDep, request: Request):
+    # No body parameter: FastAPI resolves the token (CurrentAccount) before anything is read.
+    form = await read_form(request, clients.settings.max_upload_bytes)
+    try:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise ApiError(422, "validation_error", "file: a multipart part named 'file' is required",
+                           details=[{"field": "file", "message": "Field required"}])
+        return await run_in_threadpool(_store, caller, clients, file)
+    finally:
+        await form.close()
+
+
+def _store(caller, clients, file: UploadFile) -> FileOut:
     settings = clients.settings
     size = _size(file)
     if size == 0:
