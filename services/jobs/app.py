@@ -8,7 +8,7 @@ from services.common.grpc_util import channel, make_server
 from services.common.migrate import open_database
 from services.common.pb.timbr.v1 import billing_pb2_grpc
 from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
-from services.jobs.background import EventConsumer, OutboxPublisher, Sweeper
+from services.jobs.background import EventConsumer, OutboxPublisher, Settler, Sweeper
 from services.jobs.config import JobsSettings
 from services.jobs.server import JobsServicer
 from services.jobs.service import JobsService
@@ -39,6 +39,7 @@ def start(settings: JobsSettings, background: bool = True) -> JobsApp:
     if background:
         loops = [OutboxPublisher(sessions, settings.kafka_bootstrap, settings.outbox_poll_s),
                  EventConsumer(service, settings.kafka_bootstrap, settings.consumer_group),
+                 Settler(service, settings.settle_interval_s),
                  Sweeper(service, settings.stale_running_s, settings.stale_queued_s, settings.sweep_interval_s)]
         for loop in loops:
             loop.start()

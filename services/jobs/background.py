@@ -1,4 +1,5 @@
-"""The jobs service's background loops: outbox publisher, event consumer, stale-job sweeper.
+"""The jobs service's background loops: outbox publisher, event consumer, credit settler,
+stale-job sweeper.
 
 Outbox: rows committed with their job are sent to Kafka and marked sent only after the broker
 acknowledges them (acks=all), so a request is published at least once; workers skip jobs
@@ -131,6 +132,18 @@ class EventConsumer(Loop):
 
 def _offset(offset: int) -> OffsetAndMetadata:
     return OffsetAndMetadata(offset, "", -1)
+
+
+class Settler(Loop):
+    """Settles the credits of ended jobs that Billing did not acknowledge when they ended."""
+
+    def __init__(self, service: JobsService, interval_s: float) -> None:
+        super().__init__("settler")
+        self._service = service
+        self.interval_s = interval_s
+
+    def step(self) -> bool:
+        return self._service.settle_pending() > 0
 
 
 class Sweeper(Loop):

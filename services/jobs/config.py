@@ -12,3 +12,5 @@ class JobsSettings(CommonSettings):
     stale_running_s: float = 600.0
     stale_queued_s: float = 86400.0
     sweep_interval_s: float = 30.0
+    # How often the credits of ended jobs that Billing did not acknowledge are retried.
+    settle_interval_s: float = 2.0

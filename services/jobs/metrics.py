@@ -7,3 +7,5 @@ JOB_DURATION = Histogram("timbr_job_duration_seconds", "Creation to end state", 
                          buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))
 OUTBOX_PENDING = Gauge("timbr_outbox_pending", "Outbox messages not yet published")
 CONSUMER_LAG = Gauge("timbr_kafka_consumer_lag", "Messages behind the end of the topic", ["topic"])
+SETTLEMENTS_PENDING = Gauge("timbr_credit_settlements_pending",
+                            "Ended jobs whose confirm or release Billing has not yet acknowledged")

@@ -1,4 +1,4 @@
-"""Jobs tables: uploaded files, jobs, and the transactional outbox."""
+"""Jobs tables: uploaded files, jobs, the transactional outbox, and the credits each ended job owes."""
 
 from __future__ import annotations
 
@@ -67,4 +67,20 @@ class OutboxMessage(Base):
     payload: Mapped[bytes] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Settlement(Base):
+    """What an ended job owes Billing (confirm or release), written in the transaction that ends it.
+
+    One row a job (the primary key), so a job ends once: a second end (two concurrent cancels,
+    a cancel racing a completion) fails on the insert and is refused. ``settled_at`` is set once
+    Billing has answered; until then ``JobsService.settle_pending`` retries it.
+    """
+
+    __tablename__ = "settlements"
+    job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # confirm | release
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

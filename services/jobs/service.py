@@ -2,8 +2,13 @@
 
 States: queued -> running -> completed | failed | cancelled (queued may also go straight to
 any end state). End states are final. Events are applied idempotently: a duplicate or late
-event never moves a finished job, and re-settles its credits (Confirm/Release are idempotent
-in Billing), so a crash between the state change and the settle heals on redelivery.
+event never moves a finished job.
+
+Credits are never stranded: the transaction that ends a job also writes what it owes Billing
+(a ``Settlement``: confirm or release). Billing is asked right after the commit; if it does not
+answer, the row stays pending and ``settle_pending`` (the jobs service's settler loop) retries
+it until it does. Confirm and Release are idempotent in Billing, so a retry never charges or
+releases twice. The settlement's primary key also makes a job end exactly once.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import uuid
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.grpc_util import error_details, metadata
 from services.common.logging import get_logger
@@ -31,10 +37,11 @@ from services.jobs.errors import (
     JobNotFound,
     Unavailable,
 )
-from services.jobs.models import FileRecord, JobRecord, OutboxMessage, utcnow
+from services.jobs.models import FileRecord, JobRecord, OutboxMessage, Settlement, utcnow
 
 log = get_logger(__name__)
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+SETTLE = {"completed": "confirm", "failed": "release", "cancelled": "release"}
 JOB_TYPES = frozenset({"separate", "enhance", "diarize"})
 
 
@@ -163,17 +170,28 @@ class JobsService:
             return list(s.scalars(q))
 
     def cancel_job(self, job_id: str, account_id: str | None) -> JobRecord:
+        """Cancel a queued or running job; its credits are released now or, if Billing is away,
+        by the settler. Of concurrent cancels one succeeds and the others get InvalidState."""
         if not _plain_id(job_id):
             raise JobNotFound(f"job {job_id[:40]!r} not found")
-        with self._sessions.begin() as s:
-            job = s.get(JobRecord, job_id, with_for_update=True)
-            if job is None or (account_id and job.account_id != account_id):
-                raise JobNotFound(f"job {job_id} not found")
-            if job.status in TERMINAL:
-                raise InvalidState(f"job {job_id} is already {job.status}")
-            self._finish(job, "cancelled", "cancelled", "cancelled by the client")
-        self._settle(job_id, "release")
+        try:
+            with self._sessions.begin() as s:
+                job = s.get(JobRecord, job_id, with_for_update=True)
+                if job is None or (account_id and job.account_id != account_id):
+                    raise JobNotFound(f"job {job_id} not found")
+                if job.status in TERMINAL:
+                    raise InvalidState(f"job {job_id} is already {job.status}")
+                self._end(s, job, "cancelled", "cancelled", "cancelled by the client")
+        except IntegrityError as exc:  # another request ended it between our read and our write
+            raise InvalidState(f"job {job_id} has already ended") from exc
+        self._settle_now(job_id, "release")
         return self.get_job(job_id, None)
+
+    def _end(self, s: Session, job: JobRecord, status: str, code: str = "", message: str = "") -> None:
+        """Move a job to an end state and record, in the same transaction, what it owes Billing."""
+        self._finish(job, status, code, message)
+        s.add(Settlement(job_id=job.job_id, kind=SETTLE[status]))
+        s.flush()  # the one-end-per-job insert fails here, inside the caller's transaction
 
     def _finish(self, job: JobRecord, status: str, code: str = "", message: str = "") -> None:
         now = utcnow()
@@ -190,62 +208,114 @@ class JobsService:
 
     def apply_event(self, event: events_pb2.JobEvent) -> str:
         """Apply one worker event; returns what happened (for logs and tests)."""
-        settle = None
+        try:
+            outcome, settle = self._apply(event)
+        except IntegrityError:  # the job ended concurrently (a cancel): now it reads as ended
+            outcome, settle = self._apply(event)
+        if settle:
+            self._settle_now(event.job_id, settle)
+        return outcome
+
+    def _apply(self, event: events_pb2.JobEvent) -> tuple[str, str | None]:
         with self._sessions.begin() as s:
             job = s.get(JobRecord, event.job_id, with_for_update=True)
             if job is None:
                 log.warning("event.unknown_job", job_id=event.job_id)
-                return "unknown_job"
+                return "unknown_job", None
             if job.status in TERMINAL:
-                outcome = "duplicate"
-                settle = {"completed": "confirm"}.get(job.status, "release")
-            elif event.type == events_pb2.EVENT_TYPE_RUNNING:
+                return "duplicate", None
+            if event.type == events_pb2.EVENT_TYPE_RUNNING:
                 if job.status == "queued":
                     job.started_at = utcnow()
                 job.status, job.stage = "running", event.stage or "started"
                 job.attempts = max(job.attempts, event.attempt)
                 job.updated_at = utcnow()
-                outcome = "running"
-            elif event.type == events_pb2.EVENT_TYPE_PROGRESS:
+                return "running", None
+            if event.type == events_pb2.EVENT_TYPE_PROGRESS:
                 job.status = "running"
                 job.started_at = job.started_at or utcnow()
                 job.progress = max(job.progress, min(max(event.progress, 0.0), 1.0))
                 job.stage = event.stage or job.stage
                 job.updated_at = utcnow()
-                outcome = "progress"
-            elif event.type == events_pb2.EVENT_TYPE_COMPLETED:
+                return "progress", None
+            if event.type == events_pb2.EVENT_TYPE_COMPLETED:
                 job.results = [{"name": r.name, "storage_key": r.storage_key, "content_type": r.content_type,
                                 "size_bytes": r.size_bytes} for r in event.results]
                 job.started_at = job.started_at or utcnow()
                 job.stage = "done"
-                self._finish(job, "completed")
-                settle, outcome = "confirm", "completed"
-            elif event.type == events_pb2.EVENT_TYPE_FAILED:
-                self._finish(job, "failed", event.error_code or "internal_error",
-                             event.error_message or "processing failed")
-                settle, outcome = "release", "failed"
-            else:
-                return "ignored"
-        if settle:
-            self._settle(event.job_id, settle)
-        return outcome
+                self._end(s, job, "completed")
+                return "completed", "confirm"
+            if event.type == events_pb2.EVENT_TYPE_FAILED:
+                self._end(s, job, "failed", event.error_code or "internal_error",
+                          event.error_message or "processing failed")
+                return "failed", "release"
+            return "ignored", None
 
     def sweep(self, stale_running_s: float, stale_queued_s: float) -> int:
-        """Fail jobs that stopped reporting, and release their credits. Returns how many."""
+        """Fail jobs that stopped reporting, and release their credits. Returns how many.
+
+        Each job ends in its own transaction, re-read under lock, so an event that arrives
+        meanwhile wins and a job swept twice (two replicas) ends once."""
         now = utcnow()
         swept = []
-        with self._sessions.begin() as s:
-            for status, limit in (("running", stale_running_s), ("queued", stale_queued_s)):
-                cutoff = now - dt.timedelta(seconds=limit)
-                q = select(JobRecord).where(JobRecord.status == status, JobRecord.updated_at < cutoff)
-                for job in s.scalars(q.with_for_update(skip_locked=True)):
-                    self._finish(job, "failed", "timeout",
-                                 f"the job made no progress for {int(limit)} s and was stopped")
-                    swept.append(job.job_id)
+        for status, limit in (("running", stale_running_s), ("queued", stale_queued_s)):
+            cutoff = now - dt.timedelta(seconds=limit)
+            with self._sessions() as s:
+                stale = list(s.scalars(select(JobRecord.job_id).where(JobRecord.status == status,
+                                                                      JobRecord.updated_at < cutoff).limit(500)))
+            for job_id in stale:
+                try:
+                    with self._sessions.begin() as s:
+                        job = s.get(JobRecord, job_id, with_for_update=True)
+                        if job is None or job.status != status or _aware(job.updated_at) >= cutoff:
+                            continue
+                        self._end(s, job, "failed", "timeout",
+                                  f"the job made no progress for {int(limit)} s and was stopped")
+                except IntegrityError:
+                    continue
+                swept.append(job_id)
+                log.warning("job.swept", job_id=job_id, was=status)
         for job_id in swept:
-            self._settle(job_id, "release")
-            log.warning("job.swept", job_id=job_id)
+            self._settle_now(job_id, "release")
         return len(swept)
+
+    # credits -------------------------------------------------------------------------------------
+
+    def _settle_now(self, job_id: str, how: str) -> None:
+        """Settle right after the commit; if Billing is away the settler retries it later."""
+        try:
+            self._settle(job_id, how)
+        except Unavailable as exc:
+            log.warning("credits.settle_deferred", job_id=job_id, how=how, reason=exc.message)
+            return
+        self._mark_settled(job_id)
+
+    def _mark_settled(self, job_id: str) -> None:
+        with self._sessions.begin() as s:
+            s.execute(update(Settlement).where(Settlement.job_id == job_id, Settlement.settled_at.is_(None))
+                      .values(settled_at=utcnow()))
+
+    def settle_pending(self, limit: int = 100) -> int:
+        """Settle what ended jobs still owe Billing (it was away when they ended). Returns how
+        many were settled; stops at the first Billing failure and leaves the rest for next time."""
+        with self._sessions() as s:
+            pending = list(s.execute(select(Settlement.job_id, Settlement.kind)
+                                     .where(Settlement.settled_at.is_(None))
+                                     .order_by(Settlement.created_at).limit(limit)))
+        metrics.SETTLEMENTS_PENDING.set(len(pending))
+        done = 0
+        for job_id, kind in pending:
+            try:
+                self._settle(job_id, kind)
+            except Unavailable:
+                with self._sessions.begin() as s:
+                    s.execute(update(Settlement).where(Settlement.job_id == job_id)
+                              .values(attempts=Settlement.attempts + 1))
+                break
+            self._mark_settled(job_id)
+            log.info("credits.settled_late", job_id=job_id, how=kind)
+            done += 1
+        return done
 
     def release_orphans(self, older_than_s: float = 300.0) -> int:
         """Release reservations whose job row was never written (the service died between

@@ -9,6 +9,7 @@ import pytest
 
 from services.billing.server import BillingServicer
 from services.billing.service import BillingService
+from services.common.devbroker import free_port
 from services.common.grpc_util import channel, make_server
 from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import billing_pb2_grpc, events_pb2
@@ -146,3 +147,126 @@ def test_grpc_servers_answer_the_standard_health_check():
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         server.stop(0)
+
+
+# Credits are never stranded (issue 11): Billing away when a job ends -------------------------------
+
+
+@pytest.fixture
+def billing_away(env, tmp_path):
+    """The env's jobs service with a 1 s gRPC deadline, a Billing that can be stopped and started
+    again on the same port, and the two as callables."""
+    _, billing, acc, sessions = env
+    port = free_port()
+    state = {}
+
+    def up():
+        state["server"], _ = make_server("billing", f"127.0.0.1:{port}", lambda s: (
+            billing_pb2_grpc.add_BillingServicer_to_server(BillingServicer(billing), s)))
+
+    def down():
+        state.pop("server").stop(0).wait()
+
+    up()
+    ch = channel(f"127.0.0.1:{port}")
+    quick = JobsService(sessions, billing_pb2_grpc.BillingStub(ch), grpc_timeout_s=1.0)
+    yield quick, billing, acc, up, down
+    if "server" in state:
+        down()
+    ch.close()
+
+
+def _kinds(billing, acc, job_id):
+    return sorted(e.kind for e in billing.ledger(acc) if e.job_id == job_id)
+
+
+def test_cancel_while_billing_is_away_releases_once_it_is_back(billing_away):
+    jobs, billing, acc, up, down = billing_away
+    job = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    down()
+    assert jobs.cancel_job(job.job_id, acc).status == "cancelled"  # the client's answer: it is cancelled
+    assert jobs.settle_pending() == 0  # still away: nothing settled, nothing lost
+    with pytest.raises(InvalidState):
+        jobs.cancel_job(job.job_id, acc)
+    up()
+    assert jobs.settle_pending() == 1
+    assert jobs.settle_pending() == 0
+    assert _kinds(billing, acc, job.job_id) == ["release", "reserve"]
+    b = billing.balance(acc)
+    assert (b.available, b.reserved, b.spent) == (100, 0, 0)
+
+
+def test_events_and_sweeps_while_billing_is_away_settle_once_it_is_back(billing_away):
+    jobs, billing, acc, up, down = billing_away
+    done, failed, stale = (jobs.create_job(acc, "enhance", {}, {"file": "f1"}) for _ in range(3))
+    jobs.apply_event(event(stale, events_pb2.EVENT_TYPE_RUNNING))
+    down()
+    assert jobs.apply_event(event(done, events_pb2.EVENT_TYPE_COMPLETED)) == "completed"
+    assert jobs.apply_event(event(failed, events_pb2.EVENT_TYPE_FAILED, error_code="invalid_audio")) == "failed"
+    assert jobs.sweep(stale_running_s=0, stale_queued_s=86400) == 1
+    assert jobs.get_job(stale.job_id, acc).error_code == "timeout"
+    assert billing.balance(acc).reserved == 30
+    up()
+    assert jobs.settle_pending() == 3
+    assert _kinds(billing, acc, done.job_id) == ["confirm", "reserve"]
+    assert _kinds(billing, acc, failed.job_id) == ["release", "reserve"]
+    assert _kinds(billing, acc, stale.job_id) == ["release", "reserve"]
+    b = billing.balance(acc)
+    assert (b.available, b.reserved, b.spent) == (90, 0, 10)
+    assert jobs.apply_event(event(done, events_pb2.EVENT_TYPE_COMPLETED)) == "duplicate"
+    assert jobs.settle_pending() == 0
+
+
+def test_concurrent_cancels_end_the_job_once(env):
+    """Five cancels at once: one succeeds, the others are refused (409 at the API) on SQLite
+    as on PostgreSQL, and the credits are released once."""
+    import threading
+
+    jobs, billing, acc, _ = env
+    for _ in range(3):
+        job = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+        results, barrier = [], threading.Barrier(5)
+
+        def cancel(job_id=job.job_id, barrier=barrier, results=results):
+            barrier.wait()
+            try:
+                results.append(jobs.cancel_job(job_id, acc).status)
+            except InvalidState:
+                results.append("refused")
+
+        threads = [threading.Thread(target=cancel) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == ["cancelled"] + ["refused"] * 4
+        assert _kinds(billing, acc, job.job_id) == ["release", "reserve"]
+    assert billing.balance(acc).reserved == 0
+
+
+def test_a_cancel_racing_a_completion_ends_the_job_once(env):
+    import threading
+
+    jobs, billing, acc, _ = env
+    job = jobs.create_job(acc, "enhance", {}, {"file": "f1"})
+    barrier, outcomes = threading.Barrier(2), []
+
+    def cancel():
+        barrier.wait()
+        try:
+            outcomes.append(jobs.cancel_job(job.job_id, acc).status)
+        except InvalidState:
+            outcomes.append("refused")
+
+    def complete():
+        barrier.wait()
+        outcomes.append(jobs.apply_event(event(job, events_pb2.EVENT_TYPE_COMPLETED)))
+
+    threads = [threading.Thread(target=cancel), threading.Thread(target=complete)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) in (["cancelled", "duplicate"], ["completed", "refused"])
+    status = jobs.get_job(job.job_id, acc).status
+    assert _kinds(billing, acc, job.job_id) == ["confirm" if status == "completed" else "release", "reserve"]
