@@ -157,8 +157,11 @@ class TritonModelClient(ModelClient):
                     pending = []
                     for name in models:
                         try:
-                            if not self._client.is_model_ready(name, client_timeout=5):
-                                pending.append(name)
+                            if self._client.is_model_ready(name, client_timeout=5):
+                                continue
+                            if self._listed(name) is False:  # Triton: not ready and not in its repository
+                                raise ModelNotFound(f"model {name!r} is not served at {self.url}")
+                            pending.append(name)
                         except self._grpc.InferenceServerException as exc:
                             if _is_unknown_model(_status(exc), _message(exc)):
                                 raise ModelNotFound(f"model {name!r} is not served at {self.url}") from exc
@@ -177,6 +180,14 @@ class TritonModelClient(ModelClient):
             if time.monotonic() >= deadline:
                 raise ModelServerUnavailable(f"model server at {self.url} not ready after {timeout_s:.0f} s ({last})")
             time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    def _listed(self, model: str) -> bool | None:
+        """Whether the server's model repository lists ``model``; None where it has no repository index."""
+        try:
+            index = self._client.get_model_repository_index(client_timeout=5)
+        except self._grpc.InferenceServerException:
+            return None
+        return any(entry.name == model for entry in index.models)
 
     def is_ready(self, model: str) -> bool:
         try:

@@ -1,4 +1,9 @@
-"""Fixtures shared by the serving tests: one KServe ModelServer subprocess for the session."""
+"""Fixtures shared by the serving tests: one model server subprocess per backend for the session.
+
+``server`` is parametrised: every test that takes it runs against the KServe ModelServer and
+against a real Triton Inference Server (tools/triton.py, unpacked by ``make triton``) serving
+``triton_models/``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import pytest
 import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
 from services.inference.model_client import MODEL_REGISTRY, InProcessModelClient
 from services.inference.remote_client import TritonModelClient
-from tests.serving.support import ModelServerProcess, speech
+from tests.serving.support import BACKENDS, speech, start_server
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +34,12 @@ def inprocess():
     return client, loadable, broken
 
 
-@pytest.fixture(scope="session")
-def server(inprocess, tmp_path_factory):
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request, inprocess, tmp_path_factory):
     _, loadable, _ = inprocess
-    srv = ModelServerProcess(loadable, tmp_path_factory.mktemp("model-server") / "server.log").start()
+    # Triton also serves the ONNX-only entry (speaker_encoder, batched fbank in), which KServe does not.
+    models = loadable + ["speaker_encoder"] if request.param == "triton" else loadable
+    srv = start_server(request.param, models, tmp_path_factory.mktemp(f"{request.param}-server"))
     try:
         yield srv.wait_ready()
     finally:

@@ -86,6 +86,19 @@ class ModelServerProcess:
             return ""
 
 
+BACKENDS = ("kserve", "triton")
+
+
+def start_server(backend: str, models: list[str], root: Path):
+    """The KServe ModelServer or a real Triton serving ``models`` from ``triton_models/``, started."""
+    if backend == "kserve":
+        return ModelServerProcess(models, root / "server.log").start()
+    from tools.triton import TritonServer, build_repository
+
+    repository = build_repository(root / "repository", models)
+    return TritonServer(repository, root / "server.log", free_port(), free_port(), free_port()).start()
+
+
 def speech(rate: int, text: str = SPEECH_TEXT) -> np.ndarray:
     """espeak-ng speech, mono float32 at ``rate``, peak -6 dBFS."""
     import soundfile as sf

@@ -67,6 +67,18 @@ def test_config_parses_and_is_well_formed(path):
         assert tensor.data_type != mc.TYPE_INVALID and len(tensor.dims) >= 1, tensor.name
 
 
+@pytest.mark.parametrize("path", [p for p in CONFIGS if (p.parent / "config.cpu.pbtxt").exists()],
+                         ids=lambda p: p.parent.name)
+def test_cpu_stand_in_config_matches_the_production_config(path):
+    """A model Triton serves on a backend the local wheel lacks is served here from
+    config.cpu.pbtxt on the python backend: same name, tensors, batch size and batching."""
+    prod, cpu = load_config(path), load_config(path.parent / "config.cpu.pbtxt")
+    assert prod.platform == "onnxruntime_onnx" and cpu.backend == "python"
+    assert (cpu.name, cpu.max_batch_size) == (prod.name, prod.max_batch_size)
+    assert list(cpu.input) == list(prod.input) and list(cpu.output) == list(prod.output)
+    assert cpu.dynamic_batching == prod.dynamic_batching
+
+
 @pytest.mark.parametrize("name", sorted(MODEL_REGISTRY))
 def test_config_matches_what_clients_send_and_models_return(name, client, audio):
     cfg = load_config(REPOSITORY / name / "config.pbtxt")

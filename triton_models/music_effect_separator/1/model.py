@@ -1,1 +1,1 @@
-from services.inference.model_server.triton_python import TimbrTritonModel as TritonPythonModel  # noqa: F401
+../../../services/inference/model_server/triton_entry.py
