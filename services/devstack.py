@@ -1,8 +1,9 @@
 """python -m services.devstack (``make run``): the whole stack on one machine, embedded defaults.
 
 Starts the development Kafka broker (tansu, memory storage), billing, jobs, one inference
-worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer that the
-worker then reaches over gRPC), each as its own process with JSON logs under var/logs/. SQLite
+worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer, or with
+TIMBR_MODEL_BACKEND=triton, a real Triton Inference Server on ``triton_models/`` (tools/triton.py), that
+the worker then reaches over gRPC), each as its own process with JSON logs under var/logs/. SQLite
 databases (migrated to head first) and local storage live under var/. Ctrl-C stops everything. The tests use
 ``Stack`` to run the same processes on free ports.
 """
@@ -31,10 +32,12 @@ class Stack:
     billing_db: str = ""
     jobs_db: str = ""
     metrics_ports: tuple[int, int, int] = (9101, 9102, 9103)  # billing, jobs, first worker
-    # "remote": also start the KServe ModelServer and point the workers at it over gRPC.
+    # "remote": also start the KServe ModelServer; "triton": Triton Inference Server (make triton);
+    # either way the workers reach it over gRPC (KServe v2 protocol).
     model_backend: str = "inprocess"
     model_http_port: int = 8080
     model_grpc_port: int = 8081
+    model_metrics_port: int = 8082
     worker_env: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -93,6 +96,12 @@ class Stack:
                 "TIMBR_MODEL_SERVER_HTTP_PORT": str(self.model_http_port),
                 "TIMBR_MODEL_SERVER_GRPC_PORT": str(self.model_grpc_port)})
             ports.append(self.model_grpc_port)
+        elif self.model_backend == "triton":
+            self._spawn("triton", "tools.triton", {
+                "TIMBR_TRITON_HTTP_PORT": str(self.model_http_port),
+                "TIMBR_TRITON_GRPC_PORT": str(self.model_grpc_port),
+                "TIMBR_TRITON_METRICS_PORT": str(self.model_metrics_port)})
+            ports.append(self.model_grpc_port)
         if worker:
             self.start_worker()
         for port in ports:
@@ -101,7 +110,7 @@ class Stack:
 
     def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
         remote = ({"TIMBR_MODEL_BACKEND": "remote", "TIMBR_MODEL_URL": f"127.0.0.1:{self.model_grpc_port}"}
-                  if self.model_backend == "remote" else {})
+                  if self.model_backend in ("remote", "triton") else {})
         return self._spawn(name, "services.inference", {
             "TIMBR_METRICS_PORT": str(self.metrics_ports[2]) if name == "worker" else "0",
             "TIMBR_WORKDIR": str(self.root / "work"), **remote, **self.worker_env, **env})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -128,10 +129,12 @@ class TritonServer:
 
 
 def main() -> int:
-    """Serve ``triton_models/`` on TIMBR_TRITON_{HTTP,GRPC,METRICS}_PORT (8000/8001/8002) until stopped."""
+    """Serve ``triton_models/`` (or the TIMBR_TRITON_MODELS subset, comma-separated) on
+    TIMBR_TRITON_{HTTP,GRPC,METRICS}_PORT (8000/8001/8002) until stopped."""
     ports = [int(os.environ.get(f"TIMBR_TRITON_{kind}_PORT", default))
              for kind, default in (("HTTP", 8000), ("GRPC", 8001), ("METRICS", 8002))]
-    repository = build_repository(TRITON / "repo")
+    subset = [m for m in os.environ.get("TIMBR_TRITON_MODELS", "").split(",") if m] or None
+    repository = build_repository(Path(tempfile.mkdtemp(prefix="timbr-triton-repo-")), subset)
     server = TritonServer(repository, TRITON / "server.log", *ports)
     os.execve(server.command()[0], server.command(), server_env())
     return 0  # not reached: the process is now tritonserver

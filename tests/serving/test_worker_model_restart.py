@@ -1,8 +1,8 @@
 """The worker survives the model server restarting mid-job, and fails cleanly when it stays down.
 
 A real stack (Kafka protocol broker, billing, jobs, gateway, worker) whose worker reaches its
-models remotely (``TIMBR_MODEL_BACKEND=remote``) through a KServe ModelServer subprocess. The
-job's pipeline (``tests.serving.pipelines.ModelStepsPipeline``) makes ten model calls.
+models remotely (``TIMBR_MODEL_BACKEND=remote``) through a model server subprocess: the KServe
+ModelServer, then a real Triton Inference Server (the module is parametrised). The job's pipeline (``tests.serving.pipelines.ModelStepsPipeline``) makes ten model calls.
 
 1. The server is killed (SIGKILL) a third of the way in and started again: the client retries
    UNAVAILABLE until it is back, the same attempt completes, the job is charged once.
@@ -20,21 +20,21 @@ import httpx
 import pytest
 
 from tests.conftest import Account, running_stack
-from tests.serving.support import ModelServerProcess, speech
+from tests.serving.support import BACKENDS, speech, start_server
 from tests.support.api import upload_ok, wait_job
 
 PIPELINE = "enhance=tests.serving.pipelines:ModelStepsPipeline"
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory, pg_schemas):
+@pytest.fixture(scope="module", params=BACKENDS)
+def setup(request, tmp_path_factory, pg_schemas):
     import grpc
 
     from services.common.grpc_util import channel
     from services.common.pb.timbr.v1 import billing_pb2_grpc
 
-    root = tmp_path_factory.mktemp("restart")
-    server = ModelServerProcess(["vad_silero"], root / "model-server.log").start().wait_ready()
+    root = tmp_path_factory.mktemp(f"restart-{request.param}")
+    server = start_server(request.param, ["vad_silero"], root).wait_ready()
     worker_env = {"TIMBR_WORKER_EXTRA_PIPELINES": PIPELINE,
                   "TEST_PIPELINE_STEP_S": "0.3", "TIMBR_HEARTBEAT_S": "0.5",
                   "TIMBR_MODEL_BACKEND": "remote", "TIMBR_MODEL_URL": server.url,
@@ -83,8 +83,7 @@ def test_job_survives_model_server_restart_mid_job(setup):
     job_id = _start_job(api, acc)
     job = _wait_progress(api, acc, job_id, 0.3)
     assert job["status"] == "running", job
-    server.proc.send_signal(signal.SIGKILL)
-    server.proc.wait(timeout=10)
+    server.stop(kill=True)  # SIGKILL (Triton: with its python-backend stubs)
     time.sleep(1.0)  # requests meanwhile get UNAVAILABLE and are retried
     server.start()
     job = wait_job(api, acc.headers, job_id, timeout_s=120)
