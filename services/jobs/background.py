@@ -5,20 +5,26 @@ Outbox: rows committed with their job are sent to Kafka and marked sent only aft
 acknowledges them (acks=all), so a request is published at least once; workers skip jobs
 already finished, so a duplicate is harmless.
 
+Outbox publisher: a failed send drops the producer and the next pass builds a new one (and
+recreates missing topics: the development broker comes back empty), so a broker restart or a
+fatal producer error delays publishing, never stops it.
+
 Event consumer: at-least-once. Auto-commit is off; the offset is committed after the event
-has been applied and its credits settled. A failure leaves the offset where it was, and the
-event comes again; ``JobsService.apply_event`` is idempotent.
+has been applied (the credits it owes are recorded with it). A failure rewinds every partition
+of the batch to its first event not applied, so nothing fetched is skipped, and the event comes
+again; ``JobsService.apply_event`` is idempotent. A Kafka error rebuilds the consumer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select
 
-from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import ensure_topics, make_consumer, make_producer
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_EVENTS
@@ -71,6 +77,7 @@ class OutboxPublisher(Loop):
 
     def step(self) -> bool:
         if self._producer is None:
+            ensure_topics(self._kafka, timeout_s=5.0)
             self._producer = make_producer(self._kafka)
         with self._sessions.begin() as s:
             rows = list(s.scalars(select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
@@ -79,13 +86,20 @@ class OutboxPublisher(Loop):
                 row.attempts += 1
                 try:
                     self._producer.send(row.topic, key=row.key, value=row.payload).get(timeout=10)
-                except KafkaError:
-                    log.warning("outbox.send_failed", key=row.key, attempts=row.attempts)
+                except KafkaError as exc:
+                    log.warning("outbox.send_failed", key=row.key, attempts=row.attempts, error=repr(exc))
+                    self._drop_producer()
                     break
                 row.sent_at = utcnow()
             pending = s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None)))
             metrics.OUTBOX_PENDING.set(max(0, (pending or 0) - sum(1 for r in rows if r.sent_at)))
         return bool(rows) and all(r.sent_at for r in rows)
+
+    def _drop_producer(self) -> None:
+        """A producer that failed may never recover (broker restarted, fatal error): rebuild it."""
+        producer, self._producer = self._producer, None
+        with contextlib.suppress(Exception):  # it is being thrown away
+            producer.close(timeout=1)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -105,25 +119,38 @@ class EventConsumer(Loop):
         if self._consumer is None:
             self._consumer = make_consumer(self._kafka, self._group, TOPIC_EVENTS, client_id="timbr-jobs")
         consumer = self._consumer
-        batch = consumer.poll(timeout_ms=500, max_records=50)
-        for tp, records in batch.items():
-            for record in records:
-                event = events_pb2.JobEvent.FromString(record.value)
-                try:
+        try:
+            batch = consumer.poll(timeout_ms=500, max_records=50)
+        except KafkaError:
+            self._drop_consumer()
+            raise
+        applied: dict = {}  # partition -> offset of the next event not applied
+        try:
+            for tp, records in batch.items():
+                for record in records:
+                    event = events_pb2.JobEvent.FromString(record.value)
                     outcome = self._service.apply_event(event)
-                except Exception:
-                    # Not applied: rewind to this record so it comes again, keep what was done.
-                    consumer.seek(tp, record.offset)
-                    raise
-                consumer.commit({tp: _offset(record.offset + 1)})
-                log.info("event.applied", job_id=event.job_id, type=events_pb2.EventType.Name(event.type),
-                         outcome=outcome)
-            try:
-                end = consumer.end_offsets([tp])[tp]
-                metrics.CONSUMER_LAG.labels(tp.topic).set(max(0, end - (records[-1].offset + 1)))
-            except KafkaError:
-                pass
+                    applied[tp] = record.offset + 1
+                    consumer.commit({tp: _offset(record.offset + 1)})
+                    log.info("event.applied", job_id=event.job_id, type=events_pb2.EventType.Name(event.type),
+                             outcome=outcome)
+                try:
+                    end = consumer.end_offsets([tp])[tp]
+                    metrics.CONSUMER_LAG.labels(tp.topic).set(max(0, end - (records[-1].offset + 1)))
+                except KafkaError:
+                    pass
+        except Exception:
+            # Not applied: rewind EVERY partition of the batch to its first event not applied,
+            # or the events fetched after the failing one would be skipped.
+            for tp, records in batch.items():
+                consumer.seek(tp, applied.get(tp, records[0].offset))
+            raise
         return bool(batch)
+
+    def _drop_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        with contextlib.suppress(Exception):  # it is being thrown away
+            consumer.close()
 
     def close(self) -> None:
         if self._consumer is not None:

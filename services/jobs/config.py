@@ -7,9 +7,11 @@ class JobsSettings(CommonSettings):
     metrics_port: int = 9102
     consumer_group: str = "timbr-jobs"
     outbox_poll_s: float = 0.2
-    # A running job with no event for this long is failed and its credits released; workers
-    # send a heartbeat far more often than this.
-    stale_running_s: float = 600.0
+    # A running job with no event for this long is failed and its credits released: workers send
+    # a heartbeat every TIMBR_HEARTBEAT_S (30 s), and a dead worker's job goes to another worker
+    # within a consumer-group rebalance (seconds). A job nobody runs any more ends within
+    # stale_running_s + sweep_interval_s (2.5 minutes by default).
+    stale_running_s: float = 120.0
     stale_queued_s: float = 86400.0
     sweep_interval_s: float = 30.0
     # How often the credits of ended jobs that Billing did not acknowledge are retried.

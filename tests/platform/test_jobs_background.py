@@ -1,0 +1,139 @@
+"""The jobs service's Kafka loops against a real broker (tansu), with faults injected.
+
+- The outbox publisher survives a broker restart: the next message is published by a rebuilt
+  producer (issue 11: it stayed queued until the jobs service restarted).
+- The events consumer, after a failed apply, rewinds every partition it fetched, so an event
+  of another partition in the same batch is not skipped (issue 11: a COMPLETED event was, and
+  its credits stayed reserved until a restart).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from kafka import KafkaConsumer
+
+from services.common.devbroker import free_port, start_broker
+from services.common.kafka import ensure_topics, make_producer
+from services.common.migrate import migrated_sessionmaker
+from services.common.pb.timbr.v1 import events_pb2
+from services.common.settings import TOPIC_EVENTS, TOPIC_REQUESTED
+from services.jobs.background import EventConsumer, OutboxPublisher
+from services.jobs.models import OutboxMessage
+
+
+def _wait(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    port = free_port()
+    state = {"proc": start_broker(port, tmp_path / "kafka.log")}
+    ensure_topics(f"127.0.0.1:{port}")
+
+    def restart():
+        state["proc"].kill()  # kill -9: the memory broker comes back empty
+        state["proc"].wait(timeout=10)
+        state["proc"] = start_broker(port, tmp_path / "kafka.log")
+
+    yield f"127.0.0.1:{port}", restart
+    state["proc"].kill()
+    state["proc"].wait(timeout=10)
+
+
+def _keys_on(bootstrap: str, topic: str, want: set[str], timeout_s: float = 20.0) -> set[str]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=1000)  # no group: no rebalance to wait for
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not want <= seen and time.monotonic() < deadline:
+            seen |= {m.key.decode() for m in consumer}
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_outbox_publisher_rebuilds_its_producer_after_a_broker_restart(broker, tmp_path):
+    bootstrap, restart = broker
+    sessions = migrated_sessionmaker("jobs", f"sqlite:///{tmp_path / 'jobs.db'}")
+    publisher = OutboxPublisher(sessions, bootstrap, interval_s=0.1)
+    publisher.start()
+
+    def publish(key: str) -> None:
+        with sessions.begin() as s:
+            s.add(OutboxMessage(topic=TOPIC_REQUESTED, key=key, payload=key.encode()))
+
+    def sent(key: str) -> bool:
+        with sessions() as s:
+            return s.query(OutboxMessage).filter_by(key=key).one().sent_at is not None
+
+    try:
+        publish("before")
+        _wait(lambda: sent("before"), 20, "published before the restart")
+        restart()
+        publish("after")
+        _wait(lambda: sent("after"), 40, "published after the broker restart")
+        assert "after" in _keys_on(bootstrap, TOPIC_REQUESTED, {"after"})
+    finally:
+        publisher.stop()
+        publisher.join(timeout=15)
+
+
+class _FailsOnce:
+    """A jobs service whose first apply fails (a database hiccup), then applies everything."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def apply_event(self, event: events_pb2.JobEvent) -> str:
+        with self._lock:
+            if self.failures == 0:
+                self.failures += 1
+                raise RuntimeError("injected: the first apply fails")
+            self.applied.append(event.job_id)
+        return "applied"
+
+
+def test_events_consumer_rewinds_every_partition_it_fetched(broker):
+    bootstrap, _ = broker
+    producer = make_producer(bootstrap)
+    jobs = [f"job_{p}_{i}" for p in range(3) for i in range(2)]
+    for job_id in jobs:  # two events on each of the three partitions, all there before the first poll
+        event = events_pb2.JobEvent(job_id=job_id, type=events_pb2.EVENT_TYPE_COMPLETED)
+        producer.send(TOPIC_EVENTS, key=job_id, value=event.SerializeToString(), partition=int(job_id[4]))
+    producer.flush(timeout=10)
+    producer.close()
+
+    service = _FailsOnce()
+    consumer = EventConsumer(service, bootstrap, group=f"jobs-{uuid.uuid4().hex[:6]}")
+    consumer.start()
+    try:
+        _wait(lambda: set(service.applied) == set(jobs), 30, f"every event applied (got {service.applied})")
+    finally:
+        consumer.stop()
+        consumer.join(timeout=15)
+    assert service.failures == 1
+    assert sorted(service.applied) == sorted(jobs)  # each once: nothing skipped, nothing applied twice
+
+
+def test_an_abandoned_running_job_is_swept_within_a_bounded_time_by_default():
+    """Defaults: a running job with no event (heartbeats included) for 2 minutes is failed at the
+    next sweep, 30 s later at most, not after 10 minutes; and that is 4 missed heartbeats, so a
+    live worker is never swept. tests/platform/test_worker_crash.py runs it with 15 s."""
+    from services.inference.config import WorkerSettings
+    from services.jobs.config import JobsSettings
+
+    jobs, worker = JobsSettings(), WorkerSettings()
+    assert jobs.stale_running_s + jobs.sweep_interval_s <= 150
+    assert jobs.stale_running_s >= 4 * worker.heartbeat_s
