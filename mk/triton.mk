@@ -4,7 +4,8 @@
 #                      unpacked from the nvidia-pytriton wheel (a zip: nothing is installed system-wide)
 #   var/triton/env     the models' environment (system Python 3.11, triton_models/requirements.txt:
 #                      numpy < 2, which that python backend needs)
-MODEL_TARGETS += triton
+MODEL_TRITON ?= triton
+MODEL_TARGETS += $(MODEL_TRITON)
 PYTRITON_WHEEL := nvidia-pytriton==0.7.0
 TRITON_DIR := var/triton
 

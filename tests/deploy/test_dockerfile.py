@@ -27,8 +27,10 @@ def test_triton_dockerfile_installs_the_project_for_the_python_backend():
     assert re.search(r"^FROM \$\{TRITON_IMAGE\}", text, re.MULTILINE)
     assert ".[enhance,diarize,separate,serving]" in text
     assert re.search(r"make\b[^\n]*\bprotos\b[^\n]*\bmodels\b", text)
-    assert "PYTHONPATH=/opt/timbr/deploy/triton" in text
-    assert (ROOT / "deploy" / "triton" / "sitecustomize.py").exists()
+    # The models' environment is the one the tests load (make triton), on the stub's own path variable.
+    assert "-r triton_models/requirements.txt" in text
+    assert "TIMBR_TRITON_PYTHONPATH=/opt/timbr:/opt/timbr/site-packages" in text
+    assert "TIMBR_TRITON_PYTHONPATH" in (ROOT / "services/inference/model_server/triton_entry.py").read_text()
     assert re.search(r"^USER 1000$", text, re.MULTILINE), "the chart runs Triton as uid 1000"
     # The repository's python-backend models import Timbr code: the reason for this image.
     configs = [c.read_text() for c in (ROOT / "triton_models").glob("*/config.pbtxt")]
