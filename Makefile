@@ -32,10 +32,11 @@ $(VENV)/.apt-train-stamp: training/apt-packages.txt
 	$(call apt_install,training/apt-packages.txt)
 
 venv: $(VENV)/.pip-stamp
-$(VENV)/.pip-stamp: pyproject.toml
+$(VENV)/.pip-stamp: pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24"
 	$(PIP) install -q -e '.[dev,enhance,diarize,separate,serving]'
+	$(PIP) install -q -e ./clients/python   # the SDK and the `timbr` CLI
 	touch $@
 
 protos: $(PB_DIR)/__init__.py

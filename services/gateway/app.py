@@ -19,7 +19,7 @@ from services.gateway import errors
 from services.gateway.config import GatewaySettings
 from services.gateway.deps import Clients
 from services.gateway.metrics import HTTP_LATENCY
-from services.gateway.routes import audio, jobs, objects, upload
+from services.gateway.routes import audio, jobs, objects, upload, viewer
 
 log = get_logger(__name__)
 # A client's x-request-id travels on in gRPC metadata, Kafka headers, logs and a 64-character
@@ -97,6 +97,6 @@ def create_app(settings: GatewaySettings | None = None, storage: Storage | None 
     def metrics():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (upload, audio, jobs, objects):
+    for module in (upload, audio, jobs, objects, viewer):
         app.include_router(module.router)
     return app

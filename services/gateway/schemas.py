@@ -58,6 +58,7 @@ class JobOut(BaseModel):
     attempts: int
     error: ErrorOut | None = None
     results: list[ResultOut] = []
+    viewer_url: str | None = Field(None, description="Signed link to the job's results page (no token needed)")
     created_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None

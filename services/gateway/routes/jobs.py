@@ -8,6 +8,7 @@ import json
 from fastapi import APIRouter, Query
 
 from services.common.pb.timbr.v1 import billing_pb2, jobs_pb2
+from services.gateway import viewer_links
 from services.gateway.deps import Clients, ClientsDep, CurrentAccount
 from services.gateway.routes.audio import _STATUS
 from services.gateway.schemas import AccountOut, ErrorOut, JobList, JobOut, ResultOut
@@ -33,7 +34,10 @@ def job_out(job: jobs_pb2.Job, clients: Clients) -> JobOut:
                   stage=job.stage, file_id=job.file_id, params=json.loads(job.params_json or "{}"),
                   credits_reserved=job.credits_reserved,
                   credits_charged=job.credits_reserved if status == "completed" else 0,
-                  attempts=job.attempts, error=error, results=results, created_at=_time(job.created_at),
+                  attempts=job.attempts, error=error, results=results,
+                  viewer_url=viewer_links.viewer_url(clients.settings.public_url, clients.settings.signing_secret,
+                                                     job.job_id, job.account_id, clients.settings.viewer_url_ttl_s),
+                  created_at=_time(job.created_at),
                   started_at=_time(job.started_at), finished_at=_time(job.finished_at))
 
 
