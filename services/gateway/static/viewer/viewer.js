@@ -12,6 +12,7 @@
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "class") node.className = v;
       else if (k === "text") node.textContent = v;
+      else if (k === "style") Object.assign(node.style, v);   // CSSOM: allowed by the page's CSP
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
       else node.setAttribute(k, v);
     }
@@ -166,14 +167,14 @@
       const lane = el("div", { class: "lane", "data-speaker": id, onclick: (ev) => {
         const r = lane.getBoundingClientRect();
         seek(((ev.clientX - r.left) / r.width) * duration);
-      } }, el("span", { class: "name", style: `color:${color}`, text: id }));
+      } }, el("span", { class: "name", style: { color }, text: id }));
       if (info && info.speech_time != null) lane.title = `${id}: ${info.speech_time} s of speech`;
       for (const t of spans.filter((s) => s.speaker === id)) {
         lane.append(el("div", { class: "turn", title: `${clock(t.start)}–${clock(t.end)}`,
-          style: `left:${(100 * t.start) / duration}%;width:${Math.max(0.2, (100 * (t.end - t.start)) / duration)}%;`
-            + `background:${color}` }));
+          style: { left: `${(100 * t.start) / duration}%`, background: color,
+            width: `${Math.max(0.2, (100 * (t.end - t.start)) / duration)}%` } }));
       }
-      const head = el("div", { class: "playhead", style: "left:0" });
+      const head = el("div", { class: "playhead", style: { left: "0" } });
       heads.push(head);
       lane.append(head);
       timeline.append(lane);
@@ -184,7 +185,7 @@
     for (const seg of d.segments || []) {
       const color = speakerColor(seg.speaker, speakers.indexOf(seg.speaker));
       const cue = el("p", { class: "cue", "data-speaker": seg.speaker || "" },
-        el("span", { class: "who", style: `color:${color}`, text: `${seg.speaker || "?"}` }),
+        el("span", { class: "who", style: { color }, text: `${seg.speaker || "?"}` }),
         el("span", { class: "time", text: `${clock(seg.start)} ` }));
       const items = seg.words && seg.words.length ? seg.words : [{ start: seg.start, end: seg.end, word: seg.text }];
       for (const w of items) {
@@ -221,7 +222,7 @@
     if (data.input) {
       input = Track(job.job_type === "enhance" ? "Before" : "Input", data.input.name, data.input, "#4fa3ff");
       if (job.job_type !== "enhance" || job.status !== "completed") {
-        app.append(el("section", { id: "input" }, el("h2", { text: "Input" }), input.root));
+        app.append(el("section", { id: "input" }, input.root));
       }
     }
     if (job.status === "failed" || job.status === "cancelled") {
