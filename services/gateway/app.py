@@ -15,7 +15,7 @@ from services.common.grpc_util import channel
 from services.common.logging import bound_contextvars, get_logger
 from services.common.pb.timbr.v1 import billing_pb2_grpc, jobs_pb2_grpc
 from services.common.storage import Storage, make_storage
-from services.gateway import errors
+from services.gateway import errors, openapi
 from services.gateway.config import GatewaySettings
 from services.gateway.deps import Clients
 from services.gateway.metrics import HTTP_LATENCY
@@ -99,4 +99,5 @@ def create_app(settings: GatewaySettings | None = None, storage: Storage | None 
 
     for module in (upload, audio, jobs, objects, viewer):
         app.include_router(module.router)
+    openapi.install(app)
     return app

@@ -93,11 +93,12 @@ class Timbr:
             if stream:
                 response.read()
                 response.close()
-            if self.retry.retryable_status(response.status_code) and attempt < self.retry.max_retries:
+            error = errors.from_response(response)
+            if self.retry.retryable(error.status, error.code) and attempt < self.retry.max_retries:
                 time.sleep(self.retry.delay(attempt, errors.retry_after(response)))
                 attempt += 1
                 continue
-            raise errors.from_response(response)
+            raise error
 
     def _api(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
              idempotency_key: str | None = None) -> Any:

@@ -10,10 +10,12 @@ know yet), so callers catch ``InsufficientCredits`` rather than compare strings.
     │   ├── InsufficientCredits      402 insufficient_credits (.required, .available)
     │   ├── PermissionDenied         403 invalid_signature, url_expired
     │   ├── NotFound                 404 file_not_found, job_not_found, not_found
-    │   ├── Conflict                 409 invalid_state, idempotency_conflict
-    │   ├── Gone                     410 expired
+    │   ├── Conflict                 409 invalid_state, file_in_use, idempotency_conflict,
+    │   │                                idempotency_in_progress (retried: the first request is running)
+    │   ├── Gone                     410 expired, deleted
     │   ├── PayloadTooLarge          413 payload_too_large
-    │   ├── ValidationError          422 validation_error, invalid_audio, invalid_srt (.details)
+    │   ├── ValidationError          422 validation_error, invalid_audio, invalid_srt,
+    │   │                                invalid_webhook_url (.details)
     │   ├── RateLimited              429 rate_limited (.retry_after)
     │   ├── ServerError              500 internal_error and other 5xx
     │   └── ServiceUnavailable       503 service_unavailable
@@ -115,10 +117,12 @@ BY_CODE: dict[str, type[APIError]] = {
     "insufficient_credits": InsufficientCredits,
     "invalid_signature": PermissionDenied, "url_expired": PermissionDenied,
     "file_not_found": NotFound, "job_not_found": NotFound, "not_found": NotFound,
-    "invalid_state": Conflict, "idempotency_conflict": Conflict,
-    "expired": Gone,
+    "invalid_state": Conflict, "file_in_use": Conflict, "idempotency_conflict": Conflict,
+    "idempotency_in_progress": Conflict,
+    "expired": Gone, "deleted": Gone,
     "payload_too_large": PayloadTooLarge,
     "validation_error": ValidationError, "invalid_audio": ValidationError, "invalid_srt": ValidationError,
+    "invalid_webhook_url": ValidationError,
     "rate_limited": RateLimited,
     "internal_error": ServerError,
     "service_unavailable": ServiceUnavailable,

@@ -1,7 +1,8 @@
 """When to try a request again, and how long to wait first.
 
-Retried: network errors (refused, reset, timed out), 429 and every 5xx. Never retried: other
-4xx, which the same request would get again. Waits grow exponentially with full jitter
+Retried: network errors (refused, reset, timed out), 429, every 5xx, and 409
+``idempotency_in_progress`` (the first request with this key is still running). Never retried:
+other 4xx, which the same request would get again. Waits grow exponentially with full jitter
 (``uniform(0, min(cap, base * 2**attempt))``), so many clients that failed together do not
 come back together; a ``Retry-After`` header is honoured when the server sends one.
 Job-creating calls carry one ``Idempotency-Key`` across all their tries, so a retry after a
@@ -21,8 +22,8 @@ class RetryPolicy:
     cap_s: float = 8.0
 
     @staticmethod
-    def retryable_status(status: int) -> bool:
-        return status == 429 or status >= 500
+    def retryable(status: int, code: str = "") -> bool:
+        return status == 429 or status >= 500 or code == "idempotency_in_progress"
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before try ``attempt + 1`` (attempt 0 is the first retry)."""
