@@ -34,6 +34,9 @@ class CommonSettings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     signed_url_ttl_s: int = 3600
     grpc_timeout_s: float = 10.0
+    # Webhooks to loopback, link-local and private addresses: refused unless this is on
+    # (``make run`` turns it on so that a receiver on 127.0.0.1 works; production keeps it off).
+    webhook_allow_private: bool = False
 
     @model_validator(mode="after")
     def _refuse_dev_secret(self) -> CommonSettings:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import grpc
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.grpc_util import metadata
@@ -69,3 +69,34 @@ def current_account(request: Request, clients: ClientsDep,
 
 
 CurrentAccount = Annotated[Caller, Depends(current_account)]
+
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def idempotency_key(key: Annotated[str | None, Header(
+        alias="Idempotency-Key", max_length=255,
+        description="Makes the request safe to retry: the same key with the same body returns the first "
+                    "response (header `Idempotent-Replayed: true`), the same key with another body is a 409 "
+                    "`idempotency_conflict`. Kept 24 h per account. Any unique string, e.g. a UUID.")] = None) -> str:
+    if key is None:
+        return ""
+    if not key or not key.isascii() or not key.isprintable():
+        raise ApiError(422, "validation_error", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
+IdempotencyKeyDep = Annotated[str, Depends(idempotency_key)]
+
+
+def check_webhook_url(url: str | None, settings: GatewaySettings) -> str:
+    """'' for none; ``invalid_webhook_url`` (422) for a URL webhooks may not call."""
+    from services.common.netguard import TargetRefused, resolve
+
+    if not url:
+        return ""
+    try:
+        resolve(url, settings.webhook_allow_private)
+    except TargetRefused as exc:
+        raise ApiError(422, "invalid_webhook_url", f"webhook_url refused: {exc}") from exc
+    return url

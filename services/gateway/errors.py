@@ -2,8 +2,10 @@
 
 Codes: unauthorized (401), file_not_found / job_not_found / not_found (404),
 insufficient_credits (402, with ``required`` and ``available``), validation_error (422),
-invalid_audio (422), payload_too_large (413), invalid_signature / url_expired (403),
-invalid_state (409), service_unavailable (503), internal_error (500).
+invalid_audio (422), invalid_webhook_url (422), payload_too_large (413), invalid_signature /
+url_expired (403), invalid_state / file_in_use / idempotency_conflict / idempotency_in_progress
+(409), deleted / expired (410: removed from storage on request / by retention),
+service_unavailable (503), internal_error (500).
 gRPC failures from the jobs and billing services are mapped here and nowhere else.
 """
 
@@ -40,6 +42,11 @@ _GRPC_HTTP = {
 }
 
 
+# Domain codes whose HTTP status is not the one of their gRPC status.
+_CODE_HTTP = {"invalid_state": 409, "file_in_use": 409, "idempotency_conflict": 409,
+              "idempotency_in_progress": 409, "deleted": 410, "expired": 410}
+
+
 def from_grpc(exc: grpc.RpcError) -> ApiError:
     details = error_details(exc)
     code = details.pop(ERROR_CODE_KEY, "")
@@ -47,8 +54,7 @@ def from_grpc(exc: grpc.RpcError) -> ApiError:
     if code == "insufficient_credits":
         extra = {k: int(v) for k, v in details.items() if k in ("required", "available")}
         return ApiError(402, code, exc.details() or "insufficient credits", **extra)
-    if code == "invalid_state":
-        status = 409
+    status = _CODE_HTTP.get(code, status)
     if not code:
         code = {404: "not_found", 422: "validation_error", 401: "unauthorized", 503: "service_unavailable"}.get(
             status, "internal_error")
@@ -56,7 +62,8 @@ def from_grpc(exc: grpc.RpcError) -> ApiError:
     if status == 500:
         log.error("grpc.unexpected", grpc_code=exc.code().name, details=exc.details())
         message = "internal error"
-    return ApiError(status, code, message)
+    extra = {k: v for k, v in details.items() if k == "job_id"}  # file_in_use names the job
+    return ApiError(status, code, message, **extra)
 
 
 def install(app: FastAPI) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -21,6 +21,9 @@ class FileOut(BaseModel):
     codec: str
     size_bytes: int
     created_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = Field(None, description="When the retention sweeper removes the file")
+    removed: Literal["deleted", "expired"] | None = Field(
+        None, description="Set once the file was removed from storage (deleted on request, or expired)")
 
 
 class JobCreated(BaseModel):
@@ -62,6 +65,10 @@ class JobOut(BaseModel):
     created_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    webhook_url: str | None = Field(None, description="Called when the job ends (else the account's default)")
+    results_expire_at: dt.datetime | None = Field(None, description="When the results are removed from storage")
+    results_removed: Literal["deleted", "expired"] | None = Field(
+        None, description="Set once the results were removed (the job record stays)")
 
 
 class JobList(BaseModel):
@@ -74,3 +81,39 @@ class AccountOut(BaseModel):
     available_credits: int
     reserved_credits: int
     spent_credits: int
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(None, max_length=2000,
+                            description="Default webhook for jobs created without `webhook_url`; null removes it")
+    rotate_secret: bool = Field(False, description="Make a new signing secret (the old one stops at once)")
+
+
+class WebhookConfigOut(BaseModel):
+    url: str | None
+    secret: str = Field(description="Signs every delivery: Timbr-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "
+                        "'t.body'> with this secret as the key")
+
+
+class WebhookAttemptOut(BaseModel):
+    attempt: int
+    at: dt.datetime | None
+    status_code: int | None = Field(description="The receiver's HTTP status; null when no response came")
+    error: str | None
+    duration_ms: float
+    outcome: Literal["delivered", "retry", "failed"]
+
+
+class WebhookDeliveryOut(BaseModel):
+    delivery_id: str = Field(description="Timbr-Delivery-Id: the same on every attempt of this delivery")
+    event: str
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    next_attempt_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    attempts: list[WebhookAttemptOut]
+
+
+class WebhookDeliveryList(BaseModel):
+    deliveries: list[WebhookDeliveryOut]

@@ -8,7 +8,8 @@ from services.common.grpc_util import channel, make_server
 from services.common.migrate import open_database
 from services.common.pb.timbr.v1 import billing_pb2_grpc
 from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
-from services.jobs.background import EventConsumer, OutboxPublisher, Settler, Sweeper
+from services.common.storage import make_storage
+from services.jobs.background import EventConsumer, OutboxPublisher, RetentionSweeper, Settler, Sweeper
 from services.jobs.config import JobsSettings
 from services.jobs.server import JobsServicer
 from services.jobs.service import JobsService
@@ -32,7 +33,8 @@ class JobsApp:
 def start(settings: JobsSettings, background: bool = True) -> JobsApp:
     sessions = open_database("jobs", settings.database_url)
     billing = billing_pb2_grpc.BillingStub(channel(settings.billing_addr))
-    service = JobsService(sessions, billing, settings.grpc_timeout_s)
+    service = JobsService(sessions, billing, settings.grpc_timeout_s, storage=make_storage(settings),
+                          retention_days=settings.retention_days)
     server, port = make_server("jobs", settings.grpc_listen,
                                lambda s: pb_grpc.add_JobsServicer_to_server(JobsServicer(service), s))
     loops = []
@@ -40,7 +42,8 @@ def start(settings: JobsSettings, background: bool = True) -> JobsApp:
         loops = [OutboxPublisher(sessions, settings.kafka_bootstrap, settings.outbox_poll_s),
                  EventConsumer(service, settings.kafka_bootstrap, settings.consumer_group),
                  Settler(service, settings.settle_interval_s),
-                 Sweeper(service, settings.stale_running_s, settings.stale_queued_s, settings.sweep_interval_s)]
+                 Sweeper(service, settings.stale_running_s, settings.stale_queued_s, settings.sweep_interval_s),
+                 RetentionSweeper(service, settings.retention_sweep_interval_s)]
         for loop in loops:
             loop.start()
     return JobsApp(service, server, port, loops)

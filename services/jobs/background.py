@@ -1,5 +1,5 @@
 """The jobs service's background loops: outbox publisher, event consumer, credit settler,
-stale-job sweeper.
+stale-job sweeper, retention sweeper.
 
 Outbox: rows committed with their job are sent to Kafka and marked sent only after the broker
 acknowledges them (acks=all), so a request is published at least once; workers skip jobs
@@ -185,3 +185,17 @@ class Sweeper(Loop):
         self._service.sweep(*self._limits)
         self._service.release_orphans()
         return False
+
+
+class RetentionSweeper(Loop):
+    """Removes uploads and results past their retention, and idempotency keys past 24 h."""
+
+    def __init__(self, service: JobsService, interval_s: float) -> None:
+        super().__init__("retention")
+        self._service = service
+        self.interval_s = interval_s
+
+    def step(self) -> bool:
+        removed = self._service.lifecycle.sweep()
+        self._service.keys.purge()
+        return removed > 0

@@ -16,3 +16,6 @@ class JobsSettings(CommonSettings):
     sweep_interval_s: float = 30.0
     # How often the credits of ended jobs that Billing did not acknowledge are retried.
     settle_interval_s: float = 2.0
+    # Uploads and results are removed this long after upload / job end (accounts may override).
+    retention_days: float = 7.0
+    retention_sweep_interval_s: float = 300.0

@@ -34,3 +34,29 @@ class Unavailable(JobsError):
     """A dependency (billing) did not answer; the caller may retry."""
 
     code = "service_unavailable"
+
+
+class Gone(JobsError):
+    """The file or the results were removed: ``deleted`` on request, ``expired`` by retention."""
+
+    def __init__(self, message: str, removed: str) -> None:
+        super().__init__(message)
+        self.code = removed
+
+
+class FileInUse(JobsError):
+    """A queued or running job still reads the file."""
+
+    code = "file_in_use"
+
+
+class IdempotencyConflict(JobsError):
+    """The Idempotency-Key was used before with another request."""
+
+    code = "idempotency_conflict"
+
+
+class IdempotencyInProgress(JobsError):
+    """A request with this Idempotency-Key is still being processed; retry shortly."""
+
+    code = "idempotency_in_progress"

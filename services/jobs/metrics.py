@@ -9,3 +9,5 @@ OUTBOX_PENDING = Gauge("timbr_outbox_pending", "Outbox messages not yet publishe
 CONSUMER_LAG = Gauge("timbr_kafka_consumer_lag", "Messages behind the end of the topic", ["topic"])
 SETTLEMENTS_PENDING = Gauge("timbr_credit_settlements_pending",
                             "Ended jobs whose confirm or release Billing has not yet acknowledged")
+OBJECTS_REMOVED = Counter("timbr_objects_removed_total", "Uploads and job results removed from storage",
+                          ["kind", "reason"])

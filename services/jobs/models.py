@@ -1,10 +1,11 @@
-"""Jobs tables: uploaded files, jobs, the transactional outbox, and the credits each ended job owes."""
+"""Jobs tables: uploaded files, jobs, the transactional outbox, the credits each ended job owes,
+idempotency keys, account settings (webhook, retention) and webhook deliveries."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import utcnow
@@ -28,6 +29,9 @@ class FileRecord(Base):
     container: Mapped[str] = mapped_column(String(40), default="")
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set when the object was removed from storage; the record stays so the API can answer 410.
+    removed: Mapped[str] = mapped_column(String(16), default="")  # "" | deleted | expired
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class JobRecord(Base):
@@ -50,6 +54,9 @@ class JobRecord(Base):
     results: Mapped[list] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     request_id: Mapped[str] = mapped_column(String(64), default="")
+    webhook_url: Mapped[str] = mapped_column(String(2000), default="")
+    results_removed: Mapped[str] = mapped_column(String(16), default="")  # "" | deleted | expired
+    results_removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -84,3 +91,64 @@ class Settlement(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyKey(Base):
+    """One row per (account, Idempotency-Key): what the first request asked for and what it made.
+
+    ``resource_id`` is chosen when the key is claimed (a job id or a file id), so concurrent
+    requests with one key agree on the job before any credit is reserved. Kept 24 h.
+    """
+
+    __tablename__ = "idempotency_keys"
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(40))  # upload | separate | enhance | diarize
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the request
+    resource_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class AccountSettings(Base):
+    """Per-account options kept by the jobs service: default webhook, its secret, retention."""
+
+    __tablename__ = "account_settings"
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_url: Mapped[str] = mapped_column(String(2000), default="")
+    webhook_secret: Mapped[str] = mapped_column(String(80))
+    retention_days: Mapped[int] = mapped_column(Integer, default=0)  # 0: the service default
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One delivery per ended job (its ``delivery_id`` is the stable Timbr-Delivery-Id).
+
+    Written by the webhook dispatcher when it reads the job's terminal event; sent and retried
+    by it until delivered, refused (4xx other than 429) or 24 h old.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_due", "status", "next_attempt_at"),)
+    delivery_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(40), unique=True)
+    account_id: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(40), default="")  # job.completed | job.failed | job.cancelled
+    url: Mapped[str] = mapped_column(String(2000), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.delivery_id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    http_status: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(String(500), default="")
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | retry | failed

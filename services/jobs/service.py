@@ -9,6 +9,10 @@ Credits are never stranded: the transaction that ends a job also writes what it 
 answer, the row stays pending and ``settle_pending`` (the jobs service's settler loop) retries
 it until it does. Confirm and Release are idempotent in Billing, so a retry never charges or
 releases twice. The settlement's primary key also makes a job end exactly once.
+
+The end states this service decides itself (cancelled, timed out by the sweeper) are announced
+on ``audio.jobs.events`` through the outbox, in the transaction that ends the job, so each
+reaches Kafka once the job has ended, and only then (the workers announce completed and failed).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.common.grpc_util import error_details, metadata
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import billing_pb2, events_pb2
-from services.common.settings import TOPIC_REQUESTED
+from services.common.settings import TOPIC_EVENTS, TOPIC_REQUESTED
+from services.common.storage import Storage
 from services.jobs import metrics
+from services.jobs.accounts import AccountSettingsStore
 from services.jobs.errors import (
     FileNotFound,
     InsufficientCredits,
@@ -37,12 +43,23 @@ from services.jobs.errors import (
     JobNotFound,
     Unavailable,
 )
-from services.jobs.models import FileRecord, JobRecord, OutboxMessage, Settlement, utcnow
+from services.jobs.idempotency import IdempotencyKeys, fingerprint
+from services.jobs.lifecycle import Lifecycle, gone
+from services.jobs.models import (
+    FileRecord,
+    JobRecord,
+    OutboxMessage,
+    Settlement,
+    WebhookAttempt,
+    WebhookDelivery,
+    utcnow,
+)
 
 log = get_logger(__name__)
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 SETTLE = {"completed": "confirm", "failed": "release", "cancelled": "release"}
 JOB_TYPES = frozenset({"separate", "enhance", "diarize"})
+OWN_EVENTS = frozenset({events_pb2.EVENT_TYPE_CANCELLED, events_pb2.EVENT_TYPE_TIMED_OUT})
 
 
 def credits_for(duration_s: float) -> int:
@@ -55,6 +72,10 @@ def _plain_id(value: str) -> bool:
     return 0 < len(value) <= 40 and value.isascii() and value.isprintable()
 
 
+def _new_job_id() -> str:
+    return f"job_{uuid.uuid4().hex[:24]}"
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value is not None and value.tzinfo is None:
@@ -63,38 +84,71 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 class JobsService:
-    def __init__(self, sessions: sessionmaker, billing, grpc_timeout_s: float = 10.0) -> None:
+    def __init__(self, sessions: sessionmaker, billing, grpc_timeout_s: float = 10.0, storage: Storage | None = None,
+                 retention_days: float = 7.0, idempotency_wait_s: float = 15.0) -> None:
         self._sessions = sessions
         self._billing = billing  # billing_pb2_grpc.BillingStub
         self._timeout = grpc_timeout_s
+        self.accounts = AccountSettingsStore(sessions, retention_days)
+        self.keys = IdempotencyKeys(sessions, wait_s=idempotency_wait_s)
+        self.lifecycle = Lifecycle(sessions, storage, self.accounts)
 
     # files ---------------------------------------------------------------------------------------
 
-    def register_file(self, record: FileRecord) -> FileRecord:
-        with self._sessions.begin() as s:
-            s.add(record)
-        return record
+    def register_file(self, record: FileRecord, idempotency_key: str = "", fp: str = "") -> FileRecord:
+        """Store a file's record. With an idempotency key, a repeat returns the first file with
+        ``replayed`` set (the caller then drops the object it stored for nothing)."""
+        record.replayed = False
+        if not idempotency_key:
+            with self._sessions.begin() as s:
+                s.add(record)
+            return self._with_expiry(record)
+        _, existing = self.keys.claim(record.account_id, idempotency_key, "upload", fp or "-", record.file_id,
+                                      existing=lambda s, file_id: s.get(FileRecord, file_id),
+                                      create=lambda s: s.add(record))
+        if existing is not None:
+            existing.replayed = True
+            return self._with_expiry(existing)
+        return self._with_expiry(record)
 
-    def get_file(self, file_id: str, account_id: str | None) -> FileRecord:
+    def get_file(self, file_id: str, account_id: str | None, usable: bool = False) -> FileRecord:
+        """``usable``: raise ``Gone`` (410) for a file removed from storage."""
         if not _plain_id(file_id):
             raise FileNotFound(f"file {file_id[:40]!r} not found")
         with self._sessions() as s:
             f = s.get(FileRecord, file_id)
             if f is None or (account_id and f.account_id != account_id):
                 raise FileNotFound(f"file {file_id} not found")
-            return f
+            if usable and f.removed:
+                raise gone(f"file {file_id}", f.removed, self.accounts.retention_days(f.account_id, s))
+            return self._with_expiry(f, s)
+
+    def _with_expiry(self, f: FileRecord, s=None) -> FileRecord:
+        days = self.accounts.retention_days(f.account_id, s)
+        f.expires_at = None if f.removed else _aware(f.created_at or utcnow()) + dt.timedelta(days=days)
+        return f
+
+    def delete_file(self, file_id: str, account_id: str | None) -> FileRecord:
+        if not _plain_id(file_id):
+            raise FileNotFound(f"file {file_id[:40]!r} not found")
+        return self._with_expiry(self.lifecycle.delete_file(file_id, account_id or ""))
 
     # jobs ----------------------------------------------------------------------------------------
 
     def create_job(self, account_id: str, job_type: str, params: dict, input_file_ids: dict[str, str],
-                   request_id: str = "") -> JobRecord:
+                   request_id: str = "", idempotency_key: str = "", webhook_url: str = "") -> JobRecord:
+        """Reserve the credits and queue the job (job row and outbox message commit together).
+
+        With an idempotency key, a repeat of the same request returns the first job with
+        ``replayed`` set and reserves nothing; a different request with that key is refused.
+        """
         if job_type not in JOB_TYPES:
             raise InvalidRequest(f"unknown job type {job_type!r}")
         if "file" not in input_file_ids:
             raise InvalidRequest("a job needs an input file")
         inputs: dict[str, dict] = {}
         for name, file_id in input_file_ids.items():
-            f = self.get_file(file_id, account_id)
+            f = self.get_file(file_id, account_id, usable=True)
             want = "subtitle" if name == "input_srt" else "audio"
             if f.kind != want:
                 field = "input_srt_file_id" if name == "input_srt" else "file_id"
@@ -102,25 +156,62 @@ class JobsService:
             inputs[name] = {"file_id": f.file_id, "storage_key": f.storage_key, "kind": f.kind}
         main = self.get_file(input_file_ids["file"], account_id)
         credits = credits_for(main.duration_s)
-        job_id = f"job_{uuid.uuid4().hex[:24]}"
+        job_id = _new_job_id()
+        if idempotency_key:
+            fp = fingerprint(job_type, params, input_file_ids, webhook_url)
+            job_id, existing = self.keys.claim(account_id, idempotency_key, job_type, fp, job_id,
+                                               existing=lambda s, jid: s.get(JobRecord, jid))
+            if existing is not None:
+                existing.replayed = True
+                log.info("job.replayed", job_id=job_id, account=account_id, key=idempotency_key)
+                return self._decorate(existing)
 
-        self._reserve(job_id, account_id, credits, request_id)
+        try:
+            job_id = self._reserve_fresh(job_id, account_id, credits, request_id, idempotency_key)
+        except Exception:
+            if idempotency_key:
+                self.keys.release(account_id, idempotency_key, job_id)
+            raise
         now = utcnow()
         job = JobRecord(job_id=job_id, account_id=account_id, job_type=job_type, status="queued", params=params,
                         inputs=inputs, file_id=main.file_id, duration_s=main.duration_s,
                         credits_reserved=credits, request_id=request_id, created_at=now, updated_at=now,
-                        results=[])
+                        results=[], webhook_url=webhook_url)
         try:
             with self._sessions.begin() as s:  # job row and outbox row commit together, or neither
+                for name, obj in inputs.items():  # lock the inputs: a delete waits, or we see it
+                    f = s.get(FileRecord, obj["file_id"], with_for_update=True)
+                    if f.removed:
+                        raise gone(f"file {f.file_id}", f.removed, self.accounts.retention_days(account_id, s))
                 s.add(job)
                 s.add(OutboxMessage(topic=TOPIC_REQUESTED, key=job_id,
                                     payload=self._requested(job).SerializeToString()))
-        except Exception:
+        except IntegrityError:
+            if idempotency_key:  # a concurrent request with the same key inserted this job first
+                return self.create_job(account_id, job_type, params, input_file_ids, request_id,
+                                       idempotency_key, webhook_url)
             self._settle(job_id, "release")
             raise
+        except Exception:
+            self._settle(job_id, "release")
+            if idempotency_key:
+                self.keys.release(account_id, idempotency_key, job_id)
+            raise
+        job.replayed = False
         metrics.JOBS.labels(job_type, "queued").inc()
         log.info("job.created", job_id=job_id, account=account_id, job_type=job_type, credits=credits)
-        return job
+        return self._decorate(job)
+
+    def _reserve_fresh(self, job_id: str, account_id: str, credits: int, request_id: str, key: str) -> str:
+        """Reserve for ``job_id``; a taken-over claim whose reservation the orphan sweeper already
+        released moves to a fresh job id. Returns the job id reserved for."""
+        state = self._reserve(job_id, account_id, credits, request_id)
+        if state == "reserved" or not key:
+            return job_id
+        fresh = _new_job_id()
+        self.keys.rotate(account_id, key, job_id, fresh)
+        self._reserve(fresh, account_id, credits, request_id)
+        return fresh
 
     def _requested(self, job: JobRecord) -> events_pb2.JobRequested:
         at = Timestamp()
@@ -131,10 +222,11 @@ class JobsService:
             requested_at=at,
             inputs={k: events_pb2.InputObject(**v) for k, v in job.inputs.items()})
 
-    def _reserve(self, job_id: str, account_id: str, credits: int, request_id: str) -> None:
+    def _reserve(self, job_id: str, account_id: str, credits: int, request_id: str) -> str:
         try:
-            self._billing.Reserve(billing_pb2.ReserveRequest(job_id=job_id, account_id=account_id, credits=credits),
-                                  timeout=self._timeout, metadata=metadata(request_id))
+            return self._billing.Reserve(
+                billing_pb2.ReserveRequest(job_id=job_id, account_id=account_id, credits=credits),
+                timeout=self._timeout, metadata=metadata(request_id)).state
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 balance = self._billing.GetBalance(billing_pb2.GetBalanceRequest(account_id=account_id),
@@ -161,13 +253,38 @@ class JobsService:
             job = s.get(JobRecord, job_id)
             if job is None or (account_id and job.account_id != account_id):
                 raise JobNotFound(f"job {job_id} not found")
-            return job
+            return self._decorate(job, s)
 
     def list_jobs(self, account_id: str, limit: int = 50) -> list[JobRecord]:
         with self._sessions() as s:
             q = (select(JobRecord).where(JobRecord.account_id == account_id)
                  .order_by(JobRecord.created_at.desc()).limit(min(max(limit, 1), 500)))
-            return list(s.scalars(q))
+            days = self.accounts.retention_days(account_id, s)
+            return [self._decorate(j, days=days) for j in s.scalars(q)]
+
+    def _decorate(self, job: JobRecord, s=None, days: float | None = None) -> JobRecord:
+        """Adds ``results_expire_at`` (completed jobs whose results are still stored)."""
+        job.results_expire_at = None
+        if job.status == "completed" and not job.results_removed and job.finished_at is not None:
+            days = days if days is not None else self.accounts.retention_days(job.account_id, s)
+            job.results_expire_at = _aware(job.finished_at) + dt.timedelta(days=days)
+        if not hasattr(job, "replayed"):
+            job.replayed = False
+        return job
+
+    def delete_job_results(self, job_id: str, account_id: str | None) -> JobRecord:
+        return self._decorate(self.lifecycle.delete_job_results(job_id, account_id or ""))
+
+    # webhooks ------------------------------------------------------------------------------------
+
+    def webhook_deliveries(self, job_id: str, account_id: str | None) -> list[tuple[WebhookDelivery, list]]:
+        """A job's deliveries, each with its attempts (oldest first)."""
+        self.get_job(job_id, account_id)
+        with self._sessions() as s:
+            deliveries = list(s.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)))
+            return [(d, list(s.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == d.delivery_id)
+                                       .order_by(WebhookAttempt.attempt)))) for d in deliveries]
+
 
     def cancel_job(self, job_id: str, account_id: str | None) -> JobRecord:
         """Cancel a queued or running job; its credits are released now or, if Billing is away,
@@ -181,17 +298,32 @@ class JobsService:
                     raise JobNotFound(f"job {job_id} not found")
                 if job.status in TERMINAL:
                     raise InvalidState(f"job {job_id} is already {job.status}")
-                self._end(s, job, "cancelled", "cancelled", "cancelled by the client")
+                self._end(s, job, "cancelled", "cancelled", "cancelled by the client",
+                          announce=events_pb2.EVENT_TYPE_CANCELLED)
         except IntegrityError as exc:  # another request ended it between our read and our write
             raise InvalidState(f"job {job_id} has already ended") from exc
         self._settle_now(job_id, "release")
         return self.get_job(job_id, None)
 
-    def _end(self, s: Session, job: JobRecord, status: str, code: str = "", message: str = "") -> None:
-        """Move a job to an end state and record, in the same transaction, what it owes Billing."""
+    def _end(self, s: Session, job: JobRecord, status: str, code: str = "", message: str = "",
+             announce: int | None = None) -> None:
+        """Move a job to an end state and record, in the same transaction, what it owes Billing
+        and, for the ends this service decides (``announce``: CANCELLED, TIMED_OUT), its event."""
         self._finish(job, status, code, message)
         s.add(Settlement(job_id=job.job_id, kind=SETTLE[status]))
         s.flush()  # the one-end-per-job insert fails here, inside the caller's transaction
+        if announce is not None:
+            s.add(self._terminal_event(job, announce))
+
+    @staticmethod
+    def _terminal_event(job: JobRecord, type_) -> OutboxMessage:
+        at = Timestamp()
+        at.FromDatetime(_aware(job.finished_at) or utcnow())
+        event = events_pb2.JobEvent(event_id=uuid.uuid4().hex, job_id=job.job_id, account_id=job.account_id,
+                                    job_type=job.job_type, type=type_, progress=job.progress, stage=job.stage,
+                                    error_code=job.error_code, error_message=job.error_message,
+                                    attempt=job.attempts, worker_id="jobs", emitted_at=at)
+        return OutboxMessage(topic=TOPIC_EVENTS, key=job.job_id, payload=event.SerializeToString())
 
     def _finish(self, job: JobRecord, status: str, code: str = "", message: str = "") -> None:
         now = utcnow()
@@ -222,6 +354,8 @@ class JobsService:
             if job is None:
                 log.warning("event.unknown_job", job_id=event.job_id)
                 return "unknown_job", None
+            if event.type in OWN_EVENTS:
+                return "own", None  # announced by this service when it ended the job
             if job.status in TERMINAL:
                 return "duplicate", None
             if event.type == events_pb2.EVENT_TYPE_RUNNING:
@@ -270,7 +404,8 @@ class JobsService:
                         if job is None or job.status != status or _aware(job.updated_at) >= cutoff:
                             continue
                         self._end(s, job, "failed", "timeout",
-                                  f"the job made no progress for {int(limit)} s and was stopped")
+                                  f"the job made no progress for {int(limit)} s and was stopped",
+                                  announce=events_pb2.EVENT_TYPE_TIMED_OUT)
                 except IntegrityError:
                     continue
                 swept.append(job_id)

@@ -2,43 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from services.common.pb.timbr.v1 import billing_pb2, jobs_pb2
-from services.gateway import viewer_links
-from services.gateway.deps import Clients, ClientsDep, CurrentAccount
-from services.gateway.routes.audio import _STATUS
-from services.gateway.schemas import AccountOut, ErrorOut, JobList, JobOut, ResultOut
+from services.gateway.deps import Clients, ClientsDep, CurrentAccount, check_webhook_url
+from services.gateway.jobdoc import job_document, pb_time
+from services.gateway.schemas import (
+    AccountOut,
+    JobList,
+    JobOut,
+    WebhookAttemptOut,
+    WebhookConfigOut,
+    WebhookDeliveryList,
+    WebhookDeliveryOut,
+    WebhookIn,
+)
 
 router = APIRouter(tags=["Jobs"])
 
 
-def _time(ts) -> dt.datetime | None:
-    return ts.ToDatetime(tzinfo=dt.UTC) if ts.seconds or ts.nanos else None
-
-
 def job_out(job: jobs_pb2.Job, clients: Clients) -> JobOut:
-    status = _STATUS[job.status]
-    results = []
-    if status == "completed":
-        ttl = clients.settings.signed_url_ttl_s
-        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
-        results = [ResultOut(name=r.name, url=clients.storage.signed_url(r.storage_key, ttl, r.name),
-                             content_type=r.content_type, size_bytes=r.size_bytes, expires_at=expires)
-                   for r in job.results]
-    error = ErrorOut(code=job.error_code, message=job.error_message) if job.error_code else None
-    return JobOut(job_id=job.job_id, job_type=job.job_type, status=status, progress=round(job.progress, 4),
-                  stage=job.stage, file_id=job.file_id, params=json.loads(job.params_json or "{}"),
-                  credits_reserved=job.credits_reserved,
-                  credits_charged=job.credits_reserved if status == "completed" else 0,
-                  attempts=job.attempts, error=error, results=results,
-                  viewer_url=viewer_links.viewer_url(clients.settings.public_url, clients.settings.signing_secret,
-                                                     job.job_id, job.account_id, clients.settings.viewer_url_ttl_s),
-                  created_at=_time(job.created_at),
-                  started_at=_time(job.started_at), finished_at=_time(job.finished_at))
+    return job_document(job, clients.storage, clients.settings)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, summary="Get a job's status and results",
@@ -70,3 +54,56 @@ def account(caller: CurrentAccount, clients: ClientsDep) -> AccountOut:
                                    timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata)
     return AccountOut(account_id=caller.account_id, name=caller.name, available_credits=b.available,
                       reserved_credits=b.reserved, spent_credits=b.spent)
+
+
+@router.delete("/v1/jobs/{job_id}", status_code=204, response_class=Response,
+               summary="Delete a job's results from storage",
+               description="Removes the result files; the job record stays (it is what you were billed for), and "
+               "`GET /v1/jobs/{job_id}` then shows `results_removed: deleted`. Idempotent.",
+               responses={404: {"description": "No such job for this account (`job_not_found`)"},
+                          409: {"description": "The job has not ended yet; cancel it first (`invalid_state`)"}})
+def delete_job(job_id: str, caller: CurrentAccount, clients: ClientsDep) -> Response:
+    clients.jobs.DeleteJobResults(jobs_pb2.DeleteJobResultsRequest(job_id=job_id, account_id=caller.account_id),
+                                  timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata)
+    return Response(status_code=204)
+
+
+@router.get("/v1/jobs/{job_id}/webhooks", response_model=WebhookDeliveryList, tags=["Webhooks"],
+            summary="The job's webhook deliveries, with every attempt",
+            responses={404: {"description": "No such job for this account (`job_not_found`)"}})
+def job_webhooks(job_id: str, caller: CurrentAccount, clients: ClientsDep) -> WebhookDeliveryList:
+    resp = clients.jobs.ListWebhookDeliveries(
+        jobs_pb2.ListWebhookDeliveriesRequest(job_id=job_id, account_id=caller.account_id),
+        timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata)
+    return WebhookDeliveryList(deliveries=[WebhookDeliveryOut(
+        delivery_id=d.delivery_id, event=d.event, url=d.url, status=d.status,
+        next_attempt_at=pb_time(d.next_attempt_at), created_at=pb_time(d.created_at),
+        attempts=[WebhookAttemptOut(attempt=a.attempt, at=pb_time(a.at), status_code=a.http_status or None,
+                                    error=a.error or None, duration_ms=round(a.duration_ms, 1), outcome=a.outcome)
+                  for a in d.attempts]) for d in resp.deliveries])
+
+
+def _webhook_config(settings: jobs_pb2.AccountSettings) -> WebhookConfigOut:
+    return WebhookConfigOut(url=settings.webhook_url or None, secret=settings.webhook_secret)
+
+
+@router.get("/v1/account/webhook", response_model=WebhookConfigOut, tags=["Webhooks"],
+            summary="Your default webhook URL and the secret that signs deliveries")
+def get_webhook(caller: CurrentAccount, clients: ClientsDep) -> WebhookConfigOut:
+    return _webhook_config(clients.jobs.GetAccountSettings(
+        jobs_pb2.GetAccountSettingsRequest(account_id=caller.account_id),
+        timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata))
+
+
+@router.put("/v1/account/webhook", response_model=WebhookConfigOut, tags=["Webhooks"],
+            summary="Set (or remove, with null) the default webhook URL",
+            description="Jobs created without `webhook_url` call this URL when they end. The body of each call is "
+            "the job document as `GET /v1/jobs/{job_id}` returns it, signed: `Timbr-Signature: t=<unix>,v1=<hex "
+            "HMAC-SHA256 of \"<t>.<body>\" keyed with the secret>`. `rotate_secret` makes a new secret.",
+            responses={422: {"description": "The URL is refused (`invalid_webhook_url`)"}})
+def put_webhook(body: WebhookIn, caller: CurrentAccount, clients: ClientsDep) -> WebhookConfigOut:
+    url = check_webhook_url(body.url, clients.settings)
+    return _webhook_config(clients.jobs.SetAccountWebhook(
+        jobs_pb2.SetAccountWebhookRequest(account_id=caller.account_id, webhook_url=url,
+                                          rotate_secret=body.rotate_secret),
+        timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata))

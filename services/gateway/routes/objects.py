@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
+import grpc
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
+from services.common.pb.timbr.v1 import jobs_pb2
 from services.common.storage import BadSignature, LocalStorage, ObjectNotFound, StorageError
 from services.gateway.deps import ClientsDep
 from services.gateway.errors import ApiError
@@ -30,7 +32,21 @@ def download(key: str, clients: ClientsDep, expires: int = Query(...), signature
         code = "url_expired" if "expired" in str(exc) else "invalid_signature"
         raise ApiError(403, code, str(exc)) from exc
     except ObjectNotFound as exc:
-        raise ApiError(404, "not_found", "the object no longer exists") from exc
+        raise _missing(key, clients) from exc
     except StorageError as exc:
         raise ApiError(403, "invalid_signature", str(exc)) from exc
     return FileResponse(path, filename=PurePath(key).name)
+
+
+def _missing(key: str, clients) -> ApiError:
+    """A validly signed result that is gone: 410 with why (deleted, expired), else 404."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[0] == "silver":
+        try:
+            job = clients.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=parts[2]), timeout=clients.settings.grpc_timeout_s)
+        except grpc.RpcError:
+            job = None
+        if job is not None and job.results_removed:
+            how = "deleted on request" if job.results_removed == "deleted" else "removed after the retention period"
+            return ApiError(410, job.results_removed, f"the results of job {job.job_id} were {how}")
+    return ApiError(404, "not_found", "the object no longer exists")

@@ -11,20 +11,21 @@ size. SRT files (``.srt``) are accepted too, for diarize's ``input_srt_file_id``
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
 import re
 import uuid
 from pathlib import PurePath
 
 import srt
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from services.common.audio import InvalidAudio, probe
 from services.common.pb.timbr.v1 import jobs_pb2
-from services.gateway.deps import ClientsDep, CurrentAccount
+from services.gateway.deps import REPLAYED_HEADER, ClientsDep, CurrentAccount, IdempotencyKeyDep
 from services.gateway.errors import ApiError
+from services.gateway.jobdoc import pb_time
 from services.gateway.metrics import UPLOAD_BYTES
 from services.gateway.schemas import FileOut
 
@@ -94,9 +95,11 @@ def _check_srt(upload: UploadFile, size: int) -> None:
 
 
 @router.post("/v1/upload", response_model=FileOut, summary="Upload an audio file", openapi_extra=_MULTIPART,
-             responses={413: {"description": "Over `TIMBR_MAX_UPLOAD_BYTES` (`payload_too_large`)"}})
+             responses={413: {"description": "Over `TIMBR_MAX_UPLOAD_BYTES` (`payload_too_large`)"},
+                        409: {"description": "The Idempotency-Key was used with another file (`idempotency_conflict`)"}})
 @router.post("/v1/audio/upload", response_model=FileOut, include_in_schema=False)
-async def upload(caller: CurrentAccount, clients: ClientsDep, request: Request):
+async def upload(caller: CurrentAccount, clients: ClientsDep, key: IdempotencyKeyDep, response: Response,
+                 request: Request):
     # No body parameter: FastAPI resolves the token (CurrentAccount) before anything is read.
     form = await read_form(request, clients.settings.max_upload_bytes)
     try:
@@ -104,12 +107,12 @@ async def upload(caller: CurrentAccount, clients: ClientsDep, request: Request):
         if not isinstance(file, UploadFile):
             raise ApiError(422, "validation_error", "file: a multipart part named 'file' is required",
                            details=[{"field": "file", "message": "Field required"}])
-        return await run_in_threadpool(_store, caller, clients, file)
+        return await run_in_threadpool(_store, caller, clients, file, key, response)
     finally:
         await form.close()
 
 
-def _store(caller, clients, file: UploadFile) -> FileOut:
+def _store(caller, clients, file: UploadFile, key: str = "", response: Response | None = None) -> FileOut:
     settings = clients.settings
     size = _size(file)
     if size == 0:
@@ -133,16 +136,65 @@ def _store(caller, clients, file: UploadFile) -> FileOut:
             raise ApiError(422, "invalid_audio",
                            f"the audio lasts {info.duration_s:.0f} s; the limit is {settings.max_duration_s:.0f} s")
         kind, content_type = "audio", file.content_type or "application/octet-stream"
-    key = f"bronze/{caller.account_id}/{file_id}/{filename}"
-    stored = clients.storage.put_stream(key, file.file, content_type)
+    storage_key = f"bronze/{caller.account_id}/{file_id}/{filename}"
+    hashed = _Sha256Reader(file.file, filename)
+    stored = clients.storage.put_stream(storage_key, hashed, content_type)
     UPLOAD_BYTES.inc(stored)
     record = jobs_pb2.File(
-        file_id=file_id, account_id=caller.account_id, storage_key=key, filename=filename, kind=kind,
+        file_id=file_id, account_id=caller.account_id, storage_key=storage_key, filename=filename, kind=kind,
         duration_s=info.duration_s if info else 0.0, sample_rate=info.sample_rate if info else 0,
         channels=info.channels if info else 0, codec=info.codec if info else "subrip",
         container=info.container if info else "srt", size_bytes=stored)
-    saved = clients.jobs.RegisterFile(jobs_pb2.RegisterFileRequest(file=record),
-                                      timeout=settings.grpc_timeout_s, metadata=caller.metadata)
-    return FileOut(file_id=saved.file_id, filename=filename, kind=kind, duration=round(saved.duration_s, 6),
-                   sample_rate=saved.sample_rate, channels=saved.channels, format=saved.container,
-                   codec=saved.codec, size_bytes=saved.size_bytes, created_at=saved.created_at.ToDatetime(tzinfo=dt.UTC))
+    try:
+        saved = clients.jobs.RegisterFile(
+            jobs_pb2.RegisterFileRequest(file=record, idempotency_key=key, fingerprint=hashed.hexdigest()),
+            timeout=settings.grpc_timeout_s + (20 if key else 0), metadata=caller.metadata)
+    except Exception:
+        clients.storage.delete(storage_key)  # refused (idempotency_conflict): keep no orphan object
+        raise
+    if saved.replayed:  # the first upload with this key is the answer; this copy is not needed
+        clients.storage.delete(storage_key)
+        if response is not None:
+            response.headers[REPLAYED_HEADER] = "true"
+    return file_out(saved)
+
+
+def file_out(f: jobs_pb2.File) -> FileOut:
+    return FileOut(file_id=f.file_id, filename=f.filename, kind=f.kind, duration=round(f.duration_s, 6),
+                   sample_rate=f.sample_rate, channels=f.channels, format=f.container, codec=f.codec,
+                   size_bytes=f.size_bytes, created_at=pb_time(f.created_at), expires_at=pb_time(f.expires_at),
+                   removed=f.removed or None)
+
+
+class _Sha256Reader:
+    """Hashes the bytes as storage reads them: the upload's fingerprint for Idempotency-Key."""
+
+    def __init__(self, raw, filename: str) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256(filename.encode() + b"\0")
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hash.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@router.get("/v1/files/{file_id}", response_model=FileOut, summary="An uploaded file's metadata",
+            responses={404: {"description": "No such file for this account (`file_not_found`)"}})
+def get_file(file_id: str, caller: CurrentAccount, clients: ClientsDep) -> FileOut:
+    return file_out(clients.jobs.GetFile(jobs_pb2.GetFileRequest(file_id=file_id, account_id=caller.account_id),
+                                         timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata))
+
+
+@router.delete("/v1/files/{file_id}", status_code=204, response_class=Response, summary="Delete an uploaded file",
+               description="Removes the file from storage; its record stays, so jobs and `GET /v1/files/{file_id}` "
+               "show `removed: deleted`, and new jobs on it answer 410 `deleted`. Idempotent.",
+               responses={404: {"description": "No such file for this account (`file_not_found`)"},
+                          409: {"description": "A queued or running job reads the file (`file_in_use`)"}})
+def delete_file(file_id: str, caller: CurrentAccount, clients: ClientsDep) -> Response:
+    clients.jobs.DeleteFile(jobs_pb2.DeleteFileRequest(file_id=file_id, account_id=caller.account_id),
+                            timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata)
+    return Response(status_code=204)
