@@ -1,7 +1,7 @@
 """python -m services.devstack (``make run``): the whole stack on one machine, embedded defaults.
 
-Starts the development Kafka broker (tansu, memory storage), billing, jobs, one inference
-worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer, or with
+Starts the development Kafka broker (tansu, memory storage), billing, jobs, the webhook
+dispatcher, one inference worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer, or with
 TIMBR_MODEL_BACKEND=triton, a real Triton Inference Server on ``triton_models/`` (tools/triton.py), that
 the worker then reaches over gRPC), each as its own process with JSON logs under var/logs/. SQLite
 databases (migrated to head first) and local storage live under var/. Ctrl-C stops everything. The tests use
@@ -32,6 +32,7 @@ class Stack:
     billing_db: str = ""
     jobs_db: str = ""
     metrics_ports: tuple[int, int, int] = (9101, 9102, 9103)  # billing, jobs, first worker
+    webhooks_metrics_port: int = 9104
     # "remote": also start the KServe ModelServer; "triton": Triton Inference Server (make triton);
     # either way the workers reach it over gRPC (KServe v2 protocol).
     model_backend: str = "inprocess"
@@ -45,7 +46,8 @@ class Stack:
     @classmethod
     def on_free_ports(cls, root: Path, **kw) -> Stack:
         return cls(root=root, gateway_port=free_port(), billing_port=free_port(), jobs_port=free_port(),
-                   kafka_port=free_port(), metrics_ports=(free_port(), free_port(), free_port()), **kw)
+                   kafka_port=free_port(), metrics_ports=(free_port(), free_port(), free_port()),
+                   webhooks_metrics_port=free_port(), **kw)
 
     @property
     def url(self) -> str:
@@ -60,6 +62,8 @@ class Stack:
             "TIMBR_JOBS_ADDR": f"127.0.0.1:{self.jobs_port}",
             "TIMBR_STORAGE_ROOT": str(self.root / "storage"),
             "TIMBR_PUBLIC_URL": self.url,
+            # A development stack calls webhook receivers on this machine (127.0.0.1).
+            "TIMBR_WEBHOOK_ALLOW_PRIVATE": "true",
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)
@@ -89,6 +93,8 @@ class Stack:
         self._spawn("jobs", "services.jobs", {
             "TIMBR_GRPC_LISTEN": f"127.0.0.1:{self.jobs_port}", "TIMBR_METRICS_PORT": str(self.metrics_ports[1]),
             "TIMBR_DATABASE_URL": jobs_db})
+        self._spawn("webhooks", "services.webhooks", {
+            "TIMBR_METRICS_PORT": str(self.webhooks_metrics_port), "TIMBR_DATABASE_URL": jobs_db})
         self._spawn("gateway", "services.gateway", {"TIMBR_PORT": str(self.gateway_port)})
         ports = [self.billing_port, self.jobs_port, self.gateway_port]
         if self.model_backend == "remote":
