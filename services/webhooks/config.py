@@ -13,3 +13,4 @@ class WebhookSettings(CommonSettings):
     concurrency: int = 8                # deliveries in flight at once (a slow receiver holds one)
     poll_s: float = 0.5
     retention_days: float = 7.0         # as the jobs service: the document shows results_expire_at
+    viewer_url_ttl_s: int = 7 * 24 * 3600  # as the gateway's: the document's viewer_url
