@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, stub: pb_grpc.BillingStub) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = CommonSettings()
-    with channel(settings.billing_addr) as ch:
+    with channel(settings.billing_addr, settings.service_token) as ch:
         try:
             run(args, pb_grpc.BillingStub(ch))
         except grpc.RpcError as exc:

@@ -1,7 +1,16 @@
-from services.common.settings import CommonSettings
+from __future__ import annotations
+
+from pydantic import model_validator
+
+from services.common.settings import CommonSettings, refuse_default_credentials
 
 
 class BillingSettings(CommonSettings):
     database_url: str = "sqlite:///var/billing.db"
     grpc_listen: str = "127.0.0.1:50051"
     metrics_port: int = 9101
+
+    @model_validator(mode="after")
+    def _refuse_default_credentials(self) -> BillingSettings:
+        refuse_default_credentials(self.env, self.database_url)
+        return self

@@ -1,7 +1,13 @@
-"""gRPC plumbing shared by the services: servers with metrics/logging, channels, status mapping."""
+"""gRPC plumbing shared by the services: servers with metrics/logging, channels, status mapping.
+
+Internal calls are authenticated with a shared service token (``TIMBR_SERVICE_TOKEN``, from a
+Kubernetes Secret): a server given one refuses every call that does not carry it, except the
+standard health service (Kubernetes probes send no metadata); ``channel`` sends it on every call.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -15,7 +21,29 @@ from services.common.logging import bound_contextvars, get_logger
 RPC_LATENCY = Histogram("timbr_grpc_request_duration_seconds", "gRPC handler latency",
                         ["service", "method", "code"])
 REQUEST_ID_KEY = "x-request-id"
+SERVICE_TOKEN_KEY = "authorization"
+_OPEN_METHODS = "/grpc.health.v1.Health/"
 log = get_logger(__name__)
+
+
+class _RequireServiceToken(grpc.ServerInterceptor):
+    """Refuses (UNAUTHENTICATED) a call without the service token, compared in constant time."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+        self._deny = grpc.unary_unary_rpc_method_handler(
+            lambda _request, context: context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                                    "internal calls need the service token"))
+
+    def intercept_service(self, continuation, details):
+        if details.method.startswith(_OPEN_METHODS):
+            return continuation(details)
+        given = dict(details.invocation_metadata or ()).get(SERVICE_TOKEN_KEY, "")
+        given = given if isinstance(given, bytes) else given.encode("utf-8", "surrogatepass")
+        if hmac.compare_digest(given, self._expected):
+            return continuation(details)
+        log.warning("grpc.unauthenticated", method=details.method)
+        return self._deny
 
 
 class _ObservingInterceptor(grpc.ServerInterceptor):
@@ -52,9 +80,12 @@ class _ObservingInterceptor(grpc.ServerInterceptor):
 
 
 def make_server(service: str, addr: str, add_servicer: Callable[[grpc.Server], None],
-                workers: int = 16) -> tuple[grpc.Server, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
-                         interceptors=[_ObservingInterceptor(service)])
+                workers: int = 16, service_token: str = "") -> tuple[grpc.Server, int]:
+    """A started server; with ``service_token`` every call but the health check must carry it."""
+    interceptors = [_ObservingInterceptor(service)]
+    if service_token:
+        interceptors.insert(0, _RequireServiceToken(service_token))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors)
     add_servicer(server)
     # The standard gRPC health service, for Kubernetes grpc probes and load balancers.
     health_servicer = health.HealthServicer()
@@ -67,23 +98,29 @@ def make_server(service: str, addr: str, add_servicer: Callable[[grpc.Server], N
     return server, port
 
 
-class _WaitForReady(grpc.UnaryUnaryClientInterceptor):
-    """Calls wait (up to their deadline) for the channel to connect instead of failing at once.
+class _Outgoing(grpc.UnaryUnaryClientInterceptor):
+    """Every call carries the service token (if any) and waits (up to its deadline) for the
+    channel to connect instead of failing at once.
 
-    Services start in any order and restart; without this a call made while the channel is in
-    reconnect backoff fails with UNAVAILABLE even though the peer is up a moment later.
+    Services start in any order and restart; without the wait a call made while the channel is
+    in reconnect backoff fails with UNAVAILABLE even though the peer is up a moment later.
     """
 
+    def __init__(self, service_token: str) -> None:
+        self._token = ((SERVICE_TOKEN_KEY, f"Bearer {service_token}"),) if service_token else ()
+
     def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(client_call_details._replace(wait_for_ready=True), request)
+        details = client_call_details._replace(wait_for_ready=True,
+                                               metadata=tuple(client_call_details.metadata or ()) + self._token)
+        return continuation(details, request)
 
 
-def channel(addr: str) -> grpc.Channel:
+def channel(addr: str, service_token: str = "") -> grpc.Channel:
     raw = grpc.insecure_channel(addr, options=[("grpc.enable_retries", 1),
                                                ("grpc.keepalive_time_ms", 30000),
                                                ("grpc.initial_reconnect_backoff_ms", 200),
                                                ("grpc.max_reconnect_backoff_ms", 5000)])
-    return grpc.intercept_channel(raw, _WaitForReady())
+    return grpc.intercept_channel(raw, _Outgoing(service_token))
 
 
 def metadata(request_id: str | None) -> tuple[tuple[str, str], ...]:

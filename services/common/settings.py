@@ -1,7 +1,9 @@
 """Settings shared by every service, from ``TIMBR_*`` environment variables (pydantic-settings).
 
-Each service extends ``CommonSettings`` in its own ``config.py``. Outside ``env=local`` the
-default signing secret is refused at start-up.
+Each service extends ``CommonSettings`` in its own ``config.py``. Outside ``env=local``
+start-up refuses the public development signing secret, a missing or short service token
+(internal gRPC calls are authenticated with it) and, for billing and jobs, a database URL with
+default credentials.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEV_SIGNING_SECRET = "dev-only-signing-secret-change-me"
+MIN_SECRET_CHARS = 32
+# Passwords of examples and chart defaults ("timbr:timbr@postgresql"): public, so refused.
+DEFAULT_DB_PASSWORDS = frozenset({"timbr", "postgres", "password", "changeme", "secret", "admin"})
 
 TOPIC_REQUESTED = "audio.jobs.requested"
 TOPIC_EVENTS = "audio.jobs.events"
@@ -37,11 +43,26 @@ class CommonSettings(BaseSettings):
     # Webhooks to loopback, link-local and private addresses: refused unless this is on
     # (``make run`` turns it on so that a receiver on 127.0.0.1 works; production keeps it off).
     webhook_allow_private: bool = False
+    # Shared by the services (a Kubernetes Secret): billing and jobs refuse gRPC calls without
+    # it, every client sends it. Empty (allowed in env=local only): no check.
+    service_token: str = ""
 
     @model_validator(mode="after")
     def _refuse_dev_secret(self) -> CommonSettings:
         if self.env != "local" and self.signing_secret == DEV_SIGNING_SECRET:
             raise ValueError("TIMBR_SIGNING_SECRET must be set outside env=local")
+        if self.env != "local" and len(self.service_token) < MIN_SECRET_CHARS:
+            raise ValueError(f"TIMBR_SERVICE_TOKEN ({MIN_SECRET_CHARS}+ characters) must be set outside env=local")
         if self.storage_backend == "gcs" and not self.gcs_bucket:
             raise ValueError("TIMBR_GCS_BUCKET is required with TIMBR_STORAGE_BACKEND=gcs")
         return self
+
+
+def refuse_default_credentials(env: str, database_url: str) -> None:
+    """Outside env=local, a database URL with a well-known password (the chart's default
+    ``timbr:timbr``, ``postgres``...) or the user name as password is refused."""
+    if env == "local" or database_url.startswith("sqlite"):
+        return
+    url = make_url(database_url)
+    if url.password is not None and (url.password in DEFAULT_DB_PASSWORDS or url.password == url.username):
+        raise ValueError("TIMBR_DATABASE_URL uses default credentials; set a real password outside env=local")

@@ -49,9 +49,10 @@ poll `GET /v1/jobs/{job_id}` -> download the results from their signed URLs.
 
 def create_app(settings: GatewaySettings | None = None, storage: Storage | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
+    docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="Timbr Audio API", version="1.0.0", description=DESCRIPTION,
-                  swagger_ui_parameters={"persistAuthorization": True})
-    billing_ch, jobs_ch = channel(settings.billing_addr), channel(settings.jobs_addr)
+                  swagger_ui_parameters={"persistAuthorization": True}, **docs)
+    billing_ch, jobs_ch = channel(settings.billing_addr, settings.service_token), channel(settings.jobs_addr, settings.service_token)
     app.state.clients = Clients(settings, billing_pb2_grpc.BillingStub(billing_ch), jobs_pb2_grpc.JobsStub(jobs_ch),
                                 storage or make_storage(settings), (billing_ch, jobs_ch))
     errors.install(app)
@@ -93,9 +94,10 @@ def create_app(settings: GatewaySettings | None = None, storage: Storage | None 
             return JSONResponse(errors.error_body("service_unavailable", f"not reachable: {', '.join(down)}"), 503)
         return {"status": "ready"}
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics():
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not settings.metrics_port:  # else served on its own port by __main__, off the public API
+        @app.get("/metrics", include_in_schema=False)
+        def metrics():
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for module in (upload, audio, jobs, objects, viewer):
         app.include_router(module.router)

@@ -323,7 +323,7 @@ def build_worker(settings: WorkerSettings) -> Worker:
     targets = {t: PIPELINES[t] for t in settings.job_types if t in PIPELINES}
     targets.update(settings.extra_pipelines)
     pipelines = load_pipelines(targets, models)
-    jobs = jobs_pb2_grpc.JobsStub(channel(settings.jobs_addr))
+    jobs = jobs_pb2_grpc.JobsStub(channel(settings.jobs_addr, settings.service_token))
     return Worker(settings, pipelines, make_storage(settings), jobs)
 
 

@@ -32,11 +32,12 @@ class JobsApp:
 
 def start(settings: JobsSettings, background: bool = True) -> JobsApp:
     sessions = open_database("jobs", settings.database_url)
-    billing = billing_pb2_grpc.BillingStub(channel(settings.billing_addr))
+    billing = billing_pb2_grpc.BillingStub(channel(settings.billing_addr, settings.service_token))
     service = JobsService(sessions, billing, settings.grpc_timeout_s, storage=make_storage(settings),
                           retention_days=settings.retention_days)
     server, port = make_server("jobs", settings.grpc_listen,
-                               lambda s: pb_grpc.add_JobsServicer_to_server(JobsServicer(service), s))
+                               lambda s: pb_grpc.add_JobsServicer_to_server(JobsServicer(service), s),
+                               service_token=settings.service_token)
     loops = []
     if background:
         loops = [OutboxPublisher(sessions, settings.kafka_bootstrap, settings.outbox_poll_s),

@@ -1,4 +1,8 @@
-from services.common.settings import CommonSettings
+from __future__ import annotations
+
+from pydantic import model_validator
+
+from services.common.settings import CommonSettings, refuse_default_credentials
 
 
 class JobsSettings(CommonSettings):
@@ -19,3 +23,8 @@ class JobsSettings(CommonSettings):
     # Uploads and results are removed this long after upload / job end (accounts may override).
     retention_days: float = 7.0
     retention_sweep_interval_s: float = 300.0
+
+    @model_validator(mode="after")
+    def _refuse_default_credentials(self) -> JobsSettings:
+        refuse_default_credentials(self.env, self.database_url)
+        return self

@@ -166,11 +166,20 @@ def test_gateway_probes_and_metrics(default_docs):
     dep = one(default_docs, "Deployment", "timbr-gateway")
     c = pod_spec(dep)["containers"][0]
     assert c["command"] == ["python", "-m", "services.gateway"]
-    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"},
+                          {"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == "8000" and annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == "9100" and annotations["prometheus.io/path"] == "/metrics"
+    # /metrics is off the public API: on its own port, which the Service (and so the ingress) lacks.
+    assert env_of(c)["TIMBR_METRICS_PORT"]["value"] == "9100"
+    service = one(default_docs, "Service", "timbr-gateway")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    assert env_of(c)["TIMBR_DOCS_ENABLED"]["value"] == "true"
+    off = render("--set", "gateway.docs=false")
+    c = pod_spec(one(off, "Deployment", "timbr-gateway"))["containers"][0]
+    assert env_of(c)["TIMBR_DOCS_ENABLED"]["value"] == "false"
 
 
 def test_services_reach_declared_pod_ports(docs):
@@ -389,6 +398,25 @@ def test_gcs_key_file_is_mounted():
 def test_signing_secret_from_values():
     docs = render("--set", "secrets.signingSecret=s3cr3t-value")
     assert one(docs, "Secret", "timbr")["stringData"]["signing-secret"] == "s3cr3t-value"
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION)]], ids=["default", "production"])
+def test_internal_grpc_token_from_the_secret_reaches_every_timbr_service(values):
+    """Billing and jobs refuse gRPC calls without TIMBR_SERVICE_TOKEN, so every service that
+    calls or serves them reads it from the chart's Secret (or the existing one)."""
+    docs = render(*values)
+    secret_name = "timbr-secrets" if values else "timbr"
+    if not values:
+        token = one(docs, "Secret", "timbr")["stringData"]["service-token"]
+        assert len(token) == 48 and token.isalnum()
+        assert token != one(docs, "Secret", "timbr")["stringData"]["signing-secret"]
+    names = ["timbr-gateway", "timbr-billing", "timbr-jobs", *(f"timbr-worker-{t}" for t in JOB_TYPES)]
+    for name in names:
+        c = pod_spec(one(docs, "Deployment", name))["containers"][0]
+        ref = env_of(c)["TIMBR_SERVICE_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret_name, "key": "service-token"}, name
+    assert one(render("--set", "secrets.serviceToken=" + "k" * 40), "Secret", "timbr")["stringData"][
+        "service-token"] == "k" * 40
 
 
 @pytest.mark.parametrize("args,message", [

@@ -157,6 +157,11 @@ Environment of a Timbr container. Call with
     secretKeyRef:
       name: {{ include "timbr.secretName" $root }}
       key: signing-secret
+- name: TIMBR_SERVICE_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "timbr.secretName" $root }}
+      key: service-token
 {{- end }}
 {{- if .database }}
 - name: TIMBR_DATABASE_URL
