@@ -78,7 +78,8 @@ def running_stack(root: Path, pg_schemas: PgSchemas, worker_env: dict | None = N
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, pg_schemas):
     with running_stack(tmp_path_factory.mktemp("stack"), pg_schemas, {"TIMBR_BACKOFF_BASE_S": "0.2"},
-                    {"TIMBR_SIGNED_URL_TTL_S": "600", "TIMBR_RETENTION_SWEEP_INTERVAL_S": "1"}) as s:
+                    {"TIMBR_SIGNED_URL_TTL_S": "600", "TIMBR_RETENTION_SWEEP_INTERVAL_S": "1",
+                     "TIMBR_WEBHOOK_BACKOFF_BASE_S": "0.4", "TIMBR_WEBHOOK_TIMEOUT_S": "1.5"}) as s:
         yield s
 
 

@@ -141,21 +141,21 @@ class Sender(Loop):
         self._storage = storage
         self._settings = settings
         self._jobs = JobsService(sessions, None, storage=storage, retention_days=settings.retention_days)
-        self._client = client or httpx.Client(timeout=settings.timeout_s, follow_redirects=False,
+        self._client = client or httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False,
                                               headers={"User-Agent": USER_AGENT})
-        self._pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="webhook")
+        self._pool = ThreadPoolExecutor(max_workers=settings.webhook_concurrency, thread_name_prefix="webhook")
         self.interval_s = settings.poll_s
 
     def step(self) -> bool:
         now = utcnow()
-        lease = dt.timedelta(seconds=self._settings.timeout_s + 30)
+        lease = dt.timedelta(seconds=self._settings.webhook_timeout_s + 30)
         with self._sessions.begin() as s:
             due = list(s.scalars(
                 select(WebhookDelivery).where(WebhookDelivery.status == "pending",
                                               WebhookDelivery.next_attempt_at <= now,
                                               or_(WebhookDelivery.locked_until.is_(None),
                                                   WebhookDelivery.locked_until < now))
-                .order_by(WebhookDelivery.next_attempt_at).limit(self._settings.concurrency * 4)
+                .order_by(WebhookDelivery.next_attempt_at).limit(self._settings.webhook_concurrency * 4)
                 .with_for_update(skip_locked=True)))
             for d in due:
                 d.locked_until = now + lease
@@ -196,14 +196,14 @@ class Sender(Loop):
             except TargetRefused as exc:
                 outcome, error = "failed", f"refused target: {exc}"
             except httpx.TimeoutException:
-                outcome, error = "retry", f"timeout after {self._settings.timeout_s:g} s"
+                outcome, error = "retry", f"timeout after {self._settings.webhook_timeout_s:g} s"
             except httpx.TransportError as exc:
                 outcome, error = "retry", f"connection error: {type(exc).__name__}: {exc}"[:500]
             elapsed = time.perf_counter() - started
             finished = _aware(job.finished_at) or utcnow()
-            next_at = utcnow() + dt.timedelta(seconds=backoff_s(attempt, self._settings.backoff_base_s,
-                                                                self._settings.backoff_max_s))
-            if outcome == "retry" and next_at > finished + dt.timedelta(seconds=self._settings.max_age_s):
+            next_at = utcnow() + dt.timedelta(seconds=backoff_s(attempt, self._settings.webhook_backoff_base_s,
+                                                                self._settings.webhook_backoff_max_s))
+            if outcome == "retry" and next_at > finished + dt.timedelta(seconds=self._settings.webhook_max_age_s):
                 outcome = "failed"
                 error = (error or f"HTTP {status}") + "; given up after 24 h"
             self._record(delivery_id, event, attempt, status, error, elapsed, outcome, next_at)
