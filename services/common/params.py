@@ -37,6 +37,7 @@ class OutputFormat(StrEnum):
 
 
 class EqPreset(StrEnum):
+    none = "none"
     balanced = "balanced"
     vocal = "vocal"
     bass_boost = "bass_boost"

@@ -1,12 +1,20 @@
-"""EQ presets of the enhance job: one table, built as pedalboard filter chains.
+"""EQ presets of the enhance job: one table, applied as linear-phase FIR filters.
 
-Each preset is a tuple of ``Band``s applied in order. ``highpass`` is two cascaded first-order
-sections (12 dB/octave, -6 dB at the cutoff); ``low_shelf``/``high_shelf``/``peak`` are RBJ
-biquads (gain in dB, Q); ``gain`` is a flat level change (used for headroom). Frequencies
-above 45% of the sample rate are pulled down to it so low-rate inputs (8 kHz) stay stable.
+Each preset is a tuple of ``Band``s. Their magnitudes multiply: ``highpass`` is two cascaded
+first-order sections (12 dB/octave, -6 dB at the cutoff); ``low_shelf``/``high_shelf``/
+``peak`` are the RBJ cookbook shapes (gain in dB, Q); ``gain`` is a flat level change (used
+for headroom). The filter applied is the linear-phase FIR with that magnitude and no phase of
+its own (frequency sampling, ``scipy.signal.firwin2``, Kaiser window, 0.3 s long): offline
+processing has no latency budget, so the EQ changes the spectrum and never moves the waveform.
+A minimum-phase IIR with the same magnitudes delays the voice's low harmonics by a few samples
+(2 at 16 kHz, 5 at 48 kHz) and cost 2.4 dB SI-SDR on real speech for a +-1 dB change.
+``LinearPhaseEQ`` streams the FIR block by block and compensates its delay, so its output is
+sample-aligned with its input and exactly as long. Bands above 45% of the sample rate are
+dropped (an 8 kHz input has no 10 kHz shelf); a highpass is pulled down to it.
 
 | preset     | band        | Hz    | dB   | Q    | why                                      |
 |------------|-------------|-------|------|------|------------------------------------------|
+| none       |             |       |      |      | denoise only: the EQ stage is skipped    |
 | balanced   | highpass    | 50    |      |      | rumble, handling noise, DC               |
 | balanced   | peak        | 250   | -1.0 | 0.8  | a touch less boxiness                    |
 | balanced   | high_shelf  | 8000  | +1.0 | 0.7  | a touch of air                           |
@@ -24,9 +32,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import pedalboard
+import numpy as np
+import scipy.signal
 
 BandKind = Literal["highpass", "low_shelf", "high_shelf", "peak", "gain"]
+
+FIR_HALF_S = 0.15        # FIR half-length: resolves a 25 Hz highpass within 0.1 dB
+GRID_POINTS = 1 << 16    # frequency points the magnitude is sampled on
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class Band:
 
 
 PRESETS: dict[str, tuple[Band, ...]] = {
+    "none": (),
     "balanced": (
         Band("highpass", 50),
         Band("peak", 250, -1.0, 0.8),
@@ -57,30 +70,72 @@ PRESETS: dict[str, tuple[Band, ...]] = {
 }
 
 
-def _plugins(band: Band, rate: int) -> list[pedalboard.Plugin]:
-    hz = min(band.hz, 0.45 * rate)
-    if band.kind == "highpass":
-        return [pedalboard.HighpassFilter(hz), pedalboard.HighpassFilter(hz)]
-    if band.kind == "low_shelf":
-        return [pedalboard.LowShelfFilter(hz, band.gain_db, band.q)]
-    if band.kind == "high_shelf":
-        if band.hz > 0.45 * rate:  # the shelf would sit at Nyquist: nothing to lift
-            return []
-        return [pedalboard.HighShelfFilter(hz, band.gain_db, band.q)]
-    if band.kind == "peak":
-        if band.hz > 0.45 * rate:
-            return []
-        return [pedalboard.PeakFilter(hz, band.gain_db, band.q)]
+def band_magnitude(band: Band, freqs: np.ndarray, rate: int) -> np.ndarray:
+    """|H| of one band at ``freqs`` Hz (the analog prototype: no warping near Nyquist)."""
     if band.kind == "gain":
-        return [pedalboard.Gain(band.gain_db)]
-    raise ValueError(f"unknown band kind {band.kind!r}")
+        return np.full(freqs.shape, 10 ** (band.gain_db / 20))
+    if band.kind != "highpass" and band.hz > 0.45 * rate:
+        return np.ones(freqs.shape)          # the band would sit at Nyquist: nothing to shape
+    s = 1j * freqs / min(band.hz, 0.45 * rate)
+    a, q = 10 ** (band.gain_db / 40), band.q
+    if band.kind == "highpass":
+        h = (s / (s + 1)) ** 2
+    elif band.kind == "peak":
+        h = (s * s + s * a / q + 1) / (s * s + s / (a * q) + 1)
+    elif band.kind == "low_shelf":
+        h = a * (s * s + np.sqrt(a) / q * s + a) / (a * s * s + np.sqrt(a) / q * s + 1)
+    elif band.kind == "high_shelf":
+        h = a * (a * s * s + np.sqrt(a) / q * s + 1) / (s * s + np.sqrt(a) / q * s + a)
+    else:
+        raise ValueError(f"unknown band kind {band.kind!r}")
+    return np.abs(h)
 
 
-def build_eq(preset: str, rate: int) -> pedalboard.Pedalboard:
-    """The preset's chain. Stream it with ``board(block, rate, reset=False)``."""
+def design_fir(preset: str, rate: int) -> np.ndarray | None:
+    """The preset's linear-phase FIR (odd length, symmetric); None when it changes nothing."""
     if preset not in PRESETS:
         raise ValueError(f"unknown EQ preset {preset!r}")
-    return pedalboard.Pedalboard([p for band in PRESETS[preset] for p in _plugins(band, rate)])
+    bands = PRESETS[preset]
+    if not bands:
+        return None
+    freqs = np.linspace(0.0, rate / 2, GRID_POINTS)
+    mag = np.prod([band_magnitude(b, freqs, rate) for b in bands], axis=0)
+    taps = 2 * round(FIR_HALF_S * rate) + 1
+    return scipy.signal.firwin2(taps, freqs, mag, fs=rate, window=("kaiser", 8.0))
+
+
+class LinearPhaseEQ:
+    """Stream ``(channels, n)`` blocks through an FIR with its delay removed.
+
+    ``process`` returns what is ready (it lags the input by half the FIR at the start);
+    ``flush`` returns the rest, so the output has exactly the input's length and alignment.
+    Memory: the FIR and one FIR length of history per channel.
+    """
+
+    def __init__(self, fir: np.ndarray, channels: int) -> None:
+        self.fir = fir.astype(np.float64)
+        self.delay = (fir.size - 1) // 2
+        self._hist = np.zeros((channels, fir.size - 1))
+        self._skip = self.delay         # leading outputs that precede sample 0
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        if block.shape[1] == 0:
+            return np.zeros((self._hist.shape[0], 0), np.float32)
+        ext = np.concatenate([self._hist, block.astype(np.float64)], axis=1)
+        y = scipy.signal.fftconvolve(ext, self.fir[None, :], mode="valid", axes=1)
+        self._hist = ext[:, ext.shape[1] - self._hist.shape[1]:]
+        drop = min(self._skip, y.shape[1])
+        self._skip -= drop
+        return y[:, drop:].astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        return self.process(np.zeros((self._hist.shape[0], self.delay)))
+
+
+def build_eq(preset: str, rate: int, channels: int) -> LinearPhaseEQ | None:
+    """The preset's streaming EQ at ``rate``; None for ``none`` (the stage is skipped)."""
+    fir = design_fir(preset, rate)
+    return LinearPhaseEQ(fir, channels) if fir is not None else None
 
 
 def describe(preset: str) -> list[dict[str, float | str]]:

@@ -122,6 +122,62 @@ def _header_duration(path: Path) -> float | None:
         return None
 
 
+@dataclass
+class PostChain:
+    """What follows the denoiser, streamed: linear-phase EQ -> compressor -> resampler.
+
+    Every stage keeps the samples where they are (the EQ compensates its FIR delay, the
+    compressor has no look-ahead, soxr's stream is delay-free), so the output lines up with
+    the input sample for sample. ``process`` may return fewer samples than it was given (the
+    EQ's and the resampler's lag); ``finish`` returns the rest.
+    """
+
+    work_rate: int
+    channels: int
+    eq: eqmod.LinearPhaseEQ | None
+    compressor: Any
+    pre_comp: LoudnessMeter | None
+    post_comp: LoudnessMeter | None
+    resampler: soxr.ResampleStream | None
+    done: int = 0                   # samples (work rate) through the EQ so far
+
+    def _dynamics(self, x: np.ndarray) -> np.ndarray:
+        self.done += x.shape[1]
+        if self.compressor is not None and x.shape[1]:
+            self.pre_comp.update(x)
+            x = self.compressor(x, self.work_rate, reset=False)
+            self.post_comp.update(x)
+        return x
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        x = self._dynamics(self.eq.process(x) if self.eq is not None else x)
+        if self.resampler is not None:
+            x = self.resampler.resample_chunk(np.ascontiguousarray(x.T), last=False).T
+        return x
+
+    def finish(self) -> np.ndarray:
+        x = self._dynamics(self.eq.flush()) if self.eq is not None else np.zeros((self.channels, 0), np.float32)
+        if self.resampler is not None:
+            x = self.resampler.resample_chunk(np.ascontiguousarray(x.T), last=True).T
+        return x
+
+    def makeup_db(self) -> float:
+        """Loudness the compressor took away (restored when not normalising)."""
+        if self.pre_comp is None:
+            return 0.0
+        before, after = self.pre_comp.integrated(), self.post_comp.integrated()
+        return before - after if math.isfinite(before) and math.isfinite(after) else 0.0
+
+    def compression_report(self, p: EnhanceParams) -> dict[str, Any]:
+        info: dict[str, Any] = {"enabled": p.compression}
+        if self.compressor is not None:
+            info.update({"threshold_db_at_reference": COMPRESSOR.threshold_db, "ratio": COMPRESSOR.ratio,
+                         "attack_ms": COMPRESSOR.attack_ms, "release_ms": COMPRESSOR.release_ms,
+                         "reference_lufs": COMPRESSOR.reference_lufs,
+                         "makeup_gain_db": round(self.makeup_db(), 2)})
+        return info
+
+
 class EnhancePipeline(Pipeline):
     job_type = "enhance"
     steps = ("analyze", "enhance", "render")
@@ -227,6 +283,21 @@ class EnhancePipeline(Pipeline):
                                 int(s.crossfade_s * work_rate))
         return proc, info
 
+    def _post_chain(self, p: EnhanceParams, source: Measure, work_rate: int, out_rate: int) -> PostChain:
+        """EQ preset -> compressor -> resampler, run on the denoised stream."""
+        channels = source.channels
+        comp = build_compressor(source.loudness.integrated()) if p.compression else None
+        return PostChain(
+            work_rate=work_rate,
+            channels=channels,
+            eq=eqmod.build_eq(p.eq_preset, work_rate, channels),
+            compressor=comp,
+            pre_comp=LoudnessMeter(work_rate, channels) if comp is not None else None,
+            post_comp=LoudnessMeter(work_rate, channels) if comp is not None else None,
+            resampler=(soxr.ResampleStream(work_rate, out_rate, channels, dtype="float32", quality="HQ")
+                       if out_rate != work_rate else None),
+        )
+
     def _enhance(self, ctx: JobContext, p: EnhanceParams, source: Measure, out_rate: int,
                  scratch: Path) -> dict[str, Any]:
         """Pass 2: denoise -> EQ -> compressor -> resample; to a float32 scratch file."""
@@ -234,52 +305,27 @@ class EnhancePipeline(Pipeline):
         duration = source.frames / in_rate
         denoiser, denoise_info = self._denoiser(p, channels, ENHANCER_RATE)
         work_rate = ENHANCER_RATE if denoiser is not None else in_rate
-        eq = eqmod.build_eq(p.eq_preset, work_rate)
-        compressor = build_compressor(source.loudness.integrated()) if p.compression else None
-        pre_comp = LoudnessMeter(work_rate, channels) if compressor is not None else None
-        post_comp = LoudnessMeter(work_rate, channels) if compressor is not None else None
-        resampler = (soxr.ResampleStream(work_rate, out_rate, channels, dtype="float32", quality="HQ")
-                     if out_rate != work_rate else None)
+        chain = self._post_chain(p, source, work_rate, out_rate)
         # The scratch signal's true peak only decides whether an un-normalised render needs the
         # limiter; normalising always limits, so it is not measured then.
         measure = Measure(out_rate, channels, true_peak=not p.normalize)
-        done = 0
 
-        def stage(x: np.ndarray, last: bool, fh: Any) -> None:
-            nonlocal done
-            if x.shape[1]:
-                x = eq(x, work_rate, reset=False)                          # (channels, n)
-                if compressor is not None:
-                    pre_comp.update(x)
-                    x = compressor(x, work_rate, reset=False)
-                    post_comp.update(x)
-                done += x.shape[1]
-            if resampler is not None:
-                x = resampler.resample_chunk(np.ascontiguousarray(x.T), last=last).T
+        def write(x: np.ndarray, fh: Any) -> None:
             if x.shape[1]:
                 x = np.ascontiguousarray(x, dtype=np.float32)
                 measure.update(x)
                 fh.write(np.ascontiguousarray(x.T).tobytes())         # interleaved (n, channels)
-            ctx.hook("enhance", completed=min(duration, done / work_rate), total=duration)
+            ctx.hook("enhance", completed=min(duration, chain.done / work_rate), total=duration)
 
         with open(scratch, "wb") as fh:
             for block in self._blocks(ctx.input_path, work_rate, in_rate):
                 for y in denoiser.process(block) if denoiser is not None else (block,):
-                    stage(y, False, fh)
+                    write(chain.process(y), fh)
             for y in denoiser.flush() if denoiser is not None else ():
-                stage(y, False, fh)
-            stage(np.zeros((channels, 0), np.float32), True, fh)
-
-        comp_info: dict[str, Any] = {"enabled": p.compression}
-        makeup = 0.0
-        if compressor is not None:
-            before, after = pre_comp.integrated(), post_comp.integrated()
-            makeup = before - after if math.isfinite(before) and math.isfinite(after) else 0.0
-            comp_info.update({"threshold_db_at_reference": COMPRESSOR.threshold_db, "ratio": COMPRESSOR.ratio,
-                              "attack_ms": COMPRESSOR.attack_ms, "release_ms": COMPRESSOR.release_ms,
-                              "reference_lufs": COMPRESSOR.reference_lufs, "makeup_gain_db": round(makeup, 2)})
-        return {"measure": measure, "denoise": denoise_info, "compression": comp_info, "makeup_db": makeup,
-                "model_calls": denoiser.calls if denoiser is not None else 0}
+                write(chain.process(y), fh)
+            write(chain.finish(), fh)
+        return {"measure": measure, "denoise": denoise_info, "compression": chain.compression_report(p),
+                "makeup_db": chain.makeup_db(), "model_calls": denoiser.calls if denoiser is not None else 0}
 
     def _render(self, ctx: JobContext, p: EnhanceParams, stage: dict[str, Any], scratch: Path,
                 out_path: Path) -> dict[str, Any]:
