@@ -9,6 +9,7 @@ class BillingSettings(CommonSettings):
     database_url: str = "sqlite:///var/billing.db"
     grpc_listen: str = "127.0.0.1:50051"
     metrics_port: int = 9101
+    outbox_poll_s: float = 0.2  # how often pending credit events are looked for
 
     @model_validator(mode="after")
     def _refuse_default_credentials(self) -> BillingSettings:

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.billing import errors
 from services.billing.service import BillingService
+from services.common.grpc_util import REQUEST_ID_KEY
 from services.common.pb.timbr.v1 import billing_pb2 as pb
 from services.common.pb.timbr.v1 import billing_pb2_grpc as pb_grpc
 
@@ -34,6 +35,10 @@ def _mapped(context: grpc.ServicerContext):
         yield
     except errors.BillingError as exc:
         context.abort(_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    return dict(context.invocation_metadata() or ()).get(REQUEST_ID_KEY, "")
 
 
 def _balance(b) -> pb.Balance:
@@ -78,7 +83,8 @@ class BillingServicer(pb_grpc.BillingServicer):
 
     def GrantCredits(self, request, context):
         with _mapped(context):
-            return _balance(self.svc.grant(request.account_id, request.credits, request.reason))
+            return _balance(self.svc.grant(request.account_id, request.credits, request.reason,
+                                           _request_id(context)))
 
     def GetBalance(self, request, context):
         with _mapped(context):
@@ -98,15 +104,16 @@ class BillingServicer(pb_grpc.BillingServicer):
 
     def Reserve(self, request, context):
         with _mapped(context):
-            return self._reservation(self.svc.reserve(request.job_id, request.account_id, request.credits))
+            return self._reservation(self.svc.reserve(request.job_id, request.account_id, request.credits,
+                                                      _request_id(context)))
 
     def Confirm(self, request, context):
         with _mapped(context):
-            return self._reservation(self.svc.confirm(request.job_id))
+            return self._reservation(self.svc.confirm(request.job_id, _request_id(context)))
 
     def Release(self, request, context):
         with _mapped(context):
-            return self._reservation(self.svc.release(request.job_id))
+            return self._reservation(self.svc.release(request.job_id, _request_id(context)))
 
     def ListOpenReservations(self, request, context):
         with _mapped(context):

@@ -14,15 +14,21 @@ import threading
 import uuid
 from dataclasses import dataclass
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.billing import metrics
 from services.billing.errors import Conflict, InsufficientCredits, InvalidRequest, NotFound, Unauthenticated
-from services.billing.models import Account, LedgerEntry, Token
+from services.billing.models import Account, CreditOutbox, LedgerEntry, Token
+from services.common.kafka import credit_event_type, headers
+from services.common.pb.timbr.v1 import events_pb2
+from services.common.settings import TOPIC_CREDITS
 
 TOKEN_PREFIX = "TBR_"
+_EVENT_TYPES = {"grant": events_pb2.CREDIT_EVENT_TYPE_GRANTED, "reserve": events_pb2.CREDIT_EVENT_TYPE_RESERVED,
+                "confirm": events_pb2.CREDIT_EVENT_TYPE_CONFIRMED, "release": events_pb2.CREDIT_EVENT_TYPE_RELEASED}
 
 
 @dataclass(frozen=True)
@@ -103,12 +109,13 @@ class BillingService:
 
     # credits -------------------------------------------------------------------------------------
 
-    def grant(self, account_id: str, credits: int, reason: str = "") -> Balance:
+    def grant(self, account_id: str, credits: int, reason: str = "", request_id: str = "") -> Balance:
         if credits <= 0:
             raise InvalidRequest("grant a positive number of credits")
         self.get_account(account_id)
         with self._sessions.begin() as s:
-            s.add(LedgerEntry(account_id=account_id, kind="grant", credits=credits, reason=reason))
+            self._append(s, LedgerEntry(account_id=account_id, kind="grant", credits=credits, reason=reason),
+                         request_id)
         metrics.CREDITS.labels("grant").inc(credits)
         return self.balance(account_id)
 
@@ -139,7 +146,21 @@ class BillingService:
     def _state(entries: dict[str, LedgerEntry]) -> str:
         return "confirmed" if "confirm" in entries else "released" if "release" in entries else "reserved"
 
-    def reserve(self, job_id: str, account_id: str, credits: int) -> Reservation:
+    def _append(self, s: Session, entry: LedgerEntry, request_id: str) -> None:
+        """Add a ledger entry and, in the same transaction, its CreditEvent to the outbox."""
+        s.add(entry)
+        s.flush()  # assigns entry_id and makes the entry count in the balance below
+        b = self.balance(entry.account_id, s)
+        at = Timestamp()
+        at.FromDatetime(entry.created_at)
+        event = events_pb2.CreditEvent(
+            event_id=f"ledger-{entry.entry_id}", entry_id=entry.entry_id, account_id=entry.account_id,
+            type=_EVENT_TYPES[entry.kind], credits=entry.credits, job_id=entry.job_id or "", reason=entry.reason,
+            available=b.available, reserved=b.reserved, spent=b.spent, request_id=request_id, occurred_at=at)
+        s.add(CreditOutbox(topic=TOPIC_CREDITS, key=entry.account_id, payload=event.SerializeToString(),
+                           headers=[[k, v.decode()] for k, v in headers(credit_event_type(event.type), request_id)]))
+
+    def reserve(self, job_id: str, account_id: str, credits: int, request_id: str = "") -> Reservation:
         if credits < 0 or not job_id:
             raise InvalidRequest("a reservation needs a job id and credits >= 0")
         with self._reserve_lock, self._sessions.begin() as s:
@@ -155,11 +176,12 @@ class BillingService:
             available = self.balance(account_id, s).available
             if credits > available:
                 raise InsufficientCredits(credits, available)
-            s.add(LedgerEntry(account_id=account_id, kind="reserve", credits=credits, job_id=job_id))
+            self._append(s, LedgerEntry(account_id=account_id, kind="reserve", credits=credits, job_id=job_id),
+                         request_id)
         metrics.CREDITS.labels("reserve").inc(credits)
         return Reservation(job_id, account_id, credits, "reserved")
 
-    def _settle(self, job_id: str, kind: str) -> Reservation:
+    def _settle(self, job_id: str, kind: str, request_id: str = "") -> Reservation:
         opposite = "release" if kind == "confirm" else "confirm"
         try:
             with self._sessions.begin() as s:
@@ -170,8 +192,8 @@ class BillingService:
                 if opposite in entries:
                     raise Conflict(f"job {job_id} was already {self._state(entries)}")
                 if kind not in entries:
-                    s.add(LedgerEntry(account_id=reserve.account_id, kind=kind, credits=reserve.credits,
-                                      job_id=job_id))
+                    self._append(s, LedgerEntry(account_id=reserve.account_id, kind=kind,
+                                                credits=reserve.credits, job_id=job_id), request_id)
                     metrics.CREDITS.labels(kind).inc(reserve.credits)
         except IntegrityError:  # a concurrent duplicate won the race: same outcome
             pass
@@ -192,8 +214,8 @@ class BillingService:
         with self._sessions() as s:
             return [Reservation(e.job_id, e.account_id, e.credits, "reserved") for e in s.scalars(q)]
 
-    def confirm(self, job_id: str) -> Reservation:
-        return self._settle(job_id, "confirm")
+    def confirm(self, job_id: str, request_id: str = "") -> Reservation:
+        return self._settle(job_id, "confirm", request_id)
 
-    def release(self, job_id: str) -> Reservation:
-        return self._settle(job_id, "release")
+    def release(self, job_id: str, request_id: str = "") -> Reservation:
+        return self._settle(job_id, "release", request_id)

@@ -8,9 +8,36 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from services.common.settings import TOPIC_DLQ, TOPIC_EVENTS, TOPIC_REQUESTED
+from services.common.settings import TOPIC_CREDITS, TOPIC_DLQ, TOPIC_EVENTS, TOPIC_REQUESTED
 
-TOPICS = (TOPIC_REQUESTED, TOPIC_EVENTS, TOPIC_DLQ)
+TOPICS = (TOPIC_REQUESTED, TOPIC_EVENTS, TOPIC_DLQ, TOPIC_CREDITS)
+# Headers on every record of every topic (docs/events.md): consumers route and filter on them
+# without decoding the payload. The schema version is the protobuf package of the payload.
+HEADER_REQUEST_ID = "x-request-id"
+HEADER_EVENT_TYPE = "event-type"
+HEADER_SCHEMA_VERSION = "schema-version"
+SCHEMA_VERSION = "timbr.v1"
+
+
+def headers(event_type: str, request_id: str = "", **extra: str) -> list[tuple[str, bytes]]:
+    """The standard headers, plus any extra ones (the dead-letter topic adds ``error``)."""
+    pairs = [(HEADER_REQUEST_ID, request_id), (HEADER_EVENT_TYPE, event_type),
+             (HEADER_SCHEMA_VERSION, SCHEMA_VERSION), *extra.items()]
+    return [(k, v.encode()) for k, v in pairs]
+
+
+def job_event_type(event_type: int) -> str:
+    """``job.completed`` for EVENT_TYPE_COMPLETED: the event-type header of a JobEvent."""
+    from services.common.pb.timbr.v1 import events_pb2
+
+    return "job." + events_pb2.EventType.Name(event_type).removeprefix("EVENT_TYPE_").lower()
+
+
+def credit_event_type(event_type: int) -> str:
+    """``credit.reserved`` for CREDIT_EVENT_TYPE_RESERVED."""
+    from services.common.pb.timbr.v1 import events_pb2
+
+    return "credit." + events_pb2.CreditEventType.Name(event_type).removeprefix("CREDIT_EVENT_TYPE_").lower()
 
 
 def ensure_topics(bootstrap: str, topics=TOPICS, partitions: int = 3, timeout_s: float = 30.0) -> None:

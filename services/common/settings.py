@@ -23,6 +23,7 @@ DEFAULT_DB_PASSWORDS = frozenset({"timbr", "postgres", "password", "changeme", "
 TOPIC_REQUESTED = "audio.jobs.requested"
 TOPIC_EVENTS = "audio.jobs.events"
 TOPIC_DLQ = "audio.jobs.requested.dlq"
+TOPIC_CREDITS = "billing.credits.events"
 
 
 class CommonSettings(BaseSettings):

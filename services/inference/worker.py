@@ -35,7 +35,7 @@ from kafka.structs import OffsetAndMetadata
 
 from services.common.audio import InvalidAudio
 from services.common.grpc_util import channel
-from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import headers, job_event_type, make_consumer, make_producer
 from services.common.logging import bound_contextvars, get_logger
 from services.common.pb.timbr.v1 import events_pb2, jobs_pb2, jobs_pb2_grpc
 from services.common.settings import TOPIC_DLQ, TOPIC_EVENTS, TOPIC_REQUESTED
@@ -89,7 +89,7 @@ class EventReporter:
 
     def send(self, event: events_pb2.JobEvent, wait: bool) -> None:
         future = self._producer.send(TOPIC_EVENTS, key=event.job_id, value=event.SerializeToString(),
-                                     headers=[("x-request-id", self._req.request_id.encode())])
+                                     headers=headers(job_event_type(event.type), self._req.request_id))
         if wait:
             future.get(timeout=30)
 
@@ -240,7 +240,8 @@ class Worker:
 
     def _give_up(self, reporter: EventReporter, request, code: str, message: str) -> None:
         self._producer.send(TOPIC_DLQ, key=request.job_id, value=request.SerializeToString(),
-                            headers=[("error", message[:500].encode())]).get(timeout=30)
+                            headers=headers("job.dead_lettered", request.request_id, error=message[:500])
+                            ).get(timeout=30)
         reporter.failed(code, message)
         metrics.JOBS_PROCESSED.labels(request.job_type, "failed").inc()
         log.error("job.dead_lettered", code=code, error=message)

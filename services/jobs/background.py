@@ -85,7 +85,8 @@ class OutboxPublisher(Loop):
             for row in rows:
                 row.attempts += 1
                 try:
-                    self._producer.send(row.topic, key=row.key, value=row.payload).get(timeout=10)
+                    self._producer.send(row.topic, key=row.key, value=row.payload,
+                                        headers=[(k, v.encode()) for k, v in row.headers or []]).get(timeout=10)
                 except KafkaError as exc:
                     log.warning("outbox.send_failed", key=row.key, attempts=row.attempts, error=repr(exc))
                     self._drop_producer()

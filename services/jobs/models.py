@@ -72,6 +72,8 @@ class OutboxMessage(Base):
     topic: Mapped[str] = mapped_column(String(200))
     key: Mapped[str] = mapped_column(String(200))
     payload: Mapped[bytes] = mapped_column()
+    # [[name, value], ...]: the record's Kafka headers (services.common.kafka.headers)
+    headers: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

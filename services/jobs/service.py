@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.grpc_util import error_details, metadata
+from services.common.kafka import headers, job_event_type
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import billing_pb2, events_pb2
 from services.common.settings import TOPIC_EVENTS, TOPIC_REQUESTED
@@ -185,7 +186,8 @@ class JobsService:
                         raise gone(f"file {f.file_id}", f.removed, self.accounts.retention_days(account_id, s))
                 s.add(job)
                 s.add(OutboxMessage(topic=TOPIC_REQUESTED, key=job_id,
-                                    payload=self._requested(job).SerializeToString()))
+                                    payload=self._requested(job).SerializeToString(),
+                                    headers=[[k, v.decode()] for k, v in headers("job.requested", request_id)]))
         except IntegrityError:
             if idempotency_key:  # a concurrent request with the same key inserted this job first
                 return self.create_job(account_id, job_type, params, input_file_ids, request_id,
@@ -219,7 +221,7 @@ class JobsService:
         return events_pb2.JobRequested(
             job_id=job.job_id, account_id=job.account_id, job_type=job.job_type,
             params_json=json.dumps(job.params), duration_s=job.duration_s, request_id=job.request_id,
-            requested_at=at,
+            requested_at=at, credits_reserved=job.credits_reserved,
             inputs={k: events_pb2.InputObject(**v) for k, v in job.inputs.items()})
 
     def _reserve(self, job_id: str, account_id: str, credits: int, request_id: str) -> str:
@@ -323,7 +325,8 @@ class JobsService:
                                     job_type=job.job_type, type=type_, progress=job.progress, stage=job.stage,
                                     error_code=job.error_code, error_message=job.error_message,
                                     attempt=job.attempts, worker_id="jobs", emitted_at=at)
-        return OutboxMessage(topic=TOPIC_EVENTS, key=job.job_id, payload=event.SerializeToString())
+        return OutboxMessage(topic=TOPIC_EVENTS, key=job.job_id, payload=event.SerializeToString(),
+                             headers=[[k, v.decode()] for k, v in headers(job_event_type(type_), job.request_id)])
 
     def _finish(self, job: JobRecord, status: str, code: str = "", message: str = "") -> None:
         now = utcnow()

@@ -91,6 +91,8 @@ def test_transient_failure_is_retried_then_dead_lettered(api, make_account, stac
 def test_duplicate_completed_event_charges_once(api, make_account, stack):
     from kafka import KafkaProducer
 
+    from services.common.kafka import headers, job_event_type
+
     acc = make_account(20)
     f = upload_ok(api, acc.headers, tone_wav(1.0))
     job_id = api.post("/v1/audio/enhance", headers=acc.headers, json={"file_id": f["file_id"]}).json()["job_id"]
@@ -102,7 +104,8 @@ def test_duplicate_completed_event_charges_once(api, make_account, stack):
                        events_pb2.EVENT_TYPE_PROGRESS):
         event = events_pb2.JobEvent(event_id=uuid.uuid4().hex, job_id=job_id, account_id=acc.account_id,
                                     job_type="enhance", type=event_type, error_code="processing_failed")
-        producer.send("audio.jobs.events", key=job_id.encode(), value=event.SerializeToString()).get(timeout=10)
+        producer.send("audio.jobs.events", key=job_id.encode(), value=event.SerializeToString(),
+                      headers=headers(job_event_type(event_type))).get(timeout=10)
     producer.close()
     time.sleep(2.0)  # let the jobs service consume them
 

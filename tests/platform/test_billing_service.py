@@ -101,3 +101,48 @@ def test_tokens_are_hashed_and_revocable(billing):
     billing.revoke_token(token_id)
     with pytest.raises(Unauthenticated):
         billing.authenticate(token)
+
+
+def _credit_events(billing):
+    from sqlalchemy import select
+
+    from services.billing.models import CreditOutbox
+    from services.common.pb.timbr.v1 import events_pb2
+
+    with billing._sessions() as s:
+        rows = list(s.scalars(select(CreditOutbox).order_by(CreditOutbox.id)))
+    return [(r, events_pb2.CreditEvent.FromString(r.payload)) for r in rows]
+
+
+def test_every_ledger_entry_writes_one_credit_event(billing):
+    """grant/reserve/confirm/release each put one CreditEvent in the outbox, in the entry's
+    transaction: keyed by account, with job id, amount, the balance after it, and headers."""
+    from services.common.pb.timbr.v1 import events_pb2 as ev
+
+    acc = billing.create_account("a").account_id
+    billing.grant(acc, 100, "welcome", request_id="req-1")
+    billing.reserve("j1", acc, 30, request_id="req-2")
+    billing.reserve("j1", acc, 30)  # replay: no second entry, no second event
+    billing.reserve("j2", acc, 20)
+    billing.confirm("j1")
+    billing.confirm("j1")
+    billing.release("j2")
+    with pytest.raises(InsufficientCredits):
+        billing.reserve("j3", acc, 1000)  # rolled back: no event either
+    events = _credit_events(billing)
+    got = [(e.type, e.job_id, e.credits, e.available, e.reserved, e.spent) for _, e in events]
+    assert got == [(ev.CREDIT_EVENT_TYPE_GRANTED, "", 100, 100, 0, 0),
+                   (ev.CREDIT_EVENT_TYPE_RESERVED, "j1", 30, 70, 30, 0),
+                   (ev.CREDIT_EVENT_TYPE_RESERVED, "j2", 20, 50, 50, 0),
+                   (ev.CREDIT_EVENT_TYPE_CONFIRMED, "j1", 30, 50, 20, 30),
+                   (ev.CREDIT_EVENT_TYPE_RELEASED, "j2", 20, 70, 0, 30)]
+    ledger_ids = sorted(e.entry_id for e in billing.ledger(acc))
+    assert [e.entry_id for _, e in events] == ledger_ids
+    assert {row.key for row, _ in events} == {acc} and {e.account_id for _, e in events} == {acc}
+    assert {row.topic for row, _ in events} == {"billing.credits.events"}
+    first = dict(events[0][0].headers)
+    assert first == {"x-request-id": "req-1", "event-type": "credit.granted", "schema-version": "timbr.v1"}
+    assert events[0][1].reason == "welcome" and events[1][1].request_id == "req-2"
+    assert [dict(r.headers)["event-type"] for r, _ in events[1:]] == [
+        "credit.reserved", "credit.reserved", "credit.confirmed", "credit.released"]
+    assert all(r.sent_at is None for r, _ in events)

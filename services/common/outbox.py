@@ -1,0 +1,86 @@
+"""Transactional outbox publisher: rows committed with a state change are sent to Kafka.
+
+A service writes an outbox row (topic, key, payload, headers) in the same transaction as the
+change it announces; this loop sends pending rows in id order and marks each sent only after
+the broker acknowledged it (acks=all). A record is thus published at least once and never for
+a change that rolled back. After a send failure the producer is closed and rebuilt, so a broker
+restart does not leave the loop on a dead connection.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from kafka.errors import KafkaError
+from prometheus_client import Gauge
+from sqlalchemy import func, select
+
+from services.common.db import utcnow
+from services.common.kafka import make_producer
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class OutboxPublisher(threading.Thread):
+    def __init__(self, sessions, model, bootstrap: str, pending: Gauge, interval_s: float = 0.2,
+                 batch: int = 100) -> None:
+        super().__init__(name=f"outbox-{model.__tablename__}", daemon=True)
+        self._sessions = sessions
+        self._model = model
+        self._kafka = bootstrap
+        self._pending = pending
+        self._interval_s = interval_s
+        self._batch = batch
+        self._producer = None
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    busy = self.step()
+                except Exception:
+                    log.exception("outbox.error", table=self._model.__tablename__)
+                    self._drop_producer()
+                    busy = False
+                if not busy:
+                    self._stop_event.wait(self._interval_s)
+        finally:
+            self._drop_producer()
+
+    def step(self) -> bool:
+        """Send one batch; True when it was full and sent whole (more may wait)."""
+        m = self._model
+        if self._producer is None:
+            self._producer = make_producer(self._kafka)
+        sent = 0
+        with self._sessions.begin() as s:
+            rows = list(s.scalars(select(m).where(m.sent_at.is_(None)).order_by(m.id).limit(self._batch)
+                                  .with_for_update(skip_locked=True)))
+            for row in rows:
+                row.attempts += 1
+                try:
+                    self._producer.send(row.topic, key=row.key, value=row.payload,
+                                        headers=[(k, v.encode()) for k, v in row.headers or []]).get(timeout=10)
+                except KafkaError as exc:
+                    log.warning("outbox.send_failed", table=m.__tablename__, key=row.key, attempts=row.attempts,
+                                error=str(exc))
+                    self._drop_producer()
+                    break
+                row.sent_at = utcnow()
+                sent += 1
+            pending = s.scalar(select(func.count()).select_from(m).where(m.sent_at.is_(None))) or 0
+        self._pending.set(max(0, pending - sent))
+        return sent == self._batch
+
+    def _drop_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except Exception as exc:  # noqa: BLE001 - closing a broken producer may fail too
+                log.debug("outbox.close_failed", error=str(exc))
+            self._producer = None
