@@ -60,6 +60,12 @@ TEST_PIPELINE = {"TIMBR_WORKER_JOB_TYPES": "",
                  "TIMBR_WORKER_EXTRA_PIPELINES": "enhance=tests.support.pipelines:HalfGainPipeline"}
 
 
+# The tests drive each stack from one address far faster than any client: limits out of the way,
+# except where a test sets its own (tests/platform/test_rate_limits.py).
+TEST_RATE_LIMITS = {"TIMBR_RATE_LIMIT_CLIENT": "100000/second", "TIMBR_RATE_LIMIT_ACCOUNT": "100000/second",
+                    "TIMBR_RATE_LIMIT_AUTH_FAILURES": "100000/minute"}
+
+
 @contextmanager
 def running_stack(root: Path, pg_schemas: PgSchemas, worker_env: dict | None = None, extra_env: dict | None = None):
     """The real services as processes on free ports: tansu, billing and jobs on PostgreSQL,
@@ -67,7 +73,8 @@ def running_stack(root: Path, pg_schemas: PgSchemas, worker_env: dict | None = N
     from services.devstack import Stack
 
     s = Stack.on_free_ports(root, billing_db=pg_schemas.new(), jobs_db=pg_schemas.new(),
-                            worker_env={**TEST_PIPELINE, **(worker_env or {})}, extra_env=extra_env or {})
+                            worker_env={**TEST_PIPELINE, **(worker_env or {})},
+                            extra_env={**TEST_RATE_LIMITS, **(extra_env or {})})
     s.start()
     try:
         yield s

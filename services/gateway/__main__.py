@@ -14,7 +14,7 @@ def main() -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False)
+                access_log=False, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 if __name__ == "__main__":

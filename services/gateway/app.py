@@ -17,13 +17,15 @@ from services.common.pb.timbr.v1 import billing_pb2_grpc, jobs_pb2_grpc
 from services.common.storage import Storage, make_storage
 from services.gateway import errors, openapi
 from services.gateway.config import GatewaySettings
-from services.gateway.deps import Clients
+from services.gateway.deps import Clients, client_address
 from services.gateway.metrics import HTTP_LATENCY
+from services.gateway.ratelimit import Limiter, RateLimited
 from services.gateway.routes import audio, jobs, objects, upload, viewer
 
 log = get_logger(__name__)
 # A client's x-request-id travels on in gRPC metadata, Kafka headers, logs and a 64-character
 # column: anything but a short plain token is replaced by a fresh id.
+UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -54,7 +56,7 @@ def create_app(settings: GatewaySettings | None = None, storage: Storage | None 
                   swagger_ui_parameters={"persistAuthorization": True}, **docs)
     billing_ch, jobs_ch = channel(settings.billing_addr, settings.service_token), channel(settings.jobs_addr, settings.service_token)
     app.state.clients = Clients(settings, billing_pb2_grpc.BillingStub(billing_ch), jobs_pb2_grpc.JobsStub(jobs_ch),
-                                storage or make_storage(settings), (billing_ch, jobs_ch))
+                                storage or make_storage(settings), (billing_ch, jobs_ch), Limiter(settings))
     errors.install(app)
 
     @app.middleware("http")
@@ -65,7 +67,7 @@ def create_app(settings: GatewaySettings | None = None, storage: Storage | None 
         status = 500
         with bound_contextvars(request_id=request_id):
             try:
-                response = await call_next(request)
+                response = _limited(request) or await call_next(request)
                 status = response.status_code
             finally:
                 route = request.scope.get("route")
@@ -77,6 +79,16 @@ def create_app(settings: GatewaySettings | None = None, storage: Storage | None 
                              ms=round(elapsed * 1000, 1))
         response.headers["x-request-id"] = request_id
         return response
+
+    def _limited(request: Request) -> Response | None:
+        """The per-client limit, on every request but the probes and metrics."""
+        if request.url.path in UNLIMITED:
+            return None
+        try:
+            app.state.clients.limiter.client(client_address(request))
+        except RateLimited as exc:
+            return errors.response_for(exc)
+        return None
 
     @app.get("/healthz", tags=["Health"], summary="The process is alive")
     def healthz():

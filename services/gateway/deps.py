@@ -14,6 +14,7 @@ from services.common.pb.timbr.v1 import billing_pb2, billing_pb2_grpc, jobs_pb2_
 from services.common.storage import Storage
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError
+from services.gateway.ratelimit import Limiter
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Clients:
     jobs: jobs_pb2_grpc.JobsStub
     storage: Storage
     channels: tuple[grpc.Channel, ...]
+    limiter: Limiter
 
 
 def get_clients(request: Request) -> Clients:
@@ -48,11 +50,20 @@ class Caller:
         return metadata(self.request_id)
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (from X-Forwarded-For only behind a trusted proxy: uvicorn's
+    proxy headers with TIMBR_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
+
+
 def current_account(request: Request, clients: ClientsDep,
                     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
     header = request.headers.get("authorization", "").strip()
     token = header[7:].strip() if header.lower().startswith("bearer ") else header
+    address = client_address(request)
+    clients.limiter.refuse_if_failing_auth(address)
     if not token:
+        clients.limiter.auth_failed(address)
         raise ApiError(401, "unauthorized", "missing Authorization header: send 'TBR_<token>' or 'Bearer TBR_<token>'")
     request_id = request.state.request_id
     try:
@@ -60,8 +71,10 @@ def current_account(request: Request, clients: ClientsDep,
                                                timeout=clients.settings.grpc_timeout_s, metadata=metadata(request_id))
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            clients.limiter.auth_failed(address)
             raise ApiError(401, "unauthorized", "invalid or revoked token") from exc
         raise
+    clients.limiter.account(account.account_id)
     from services.common.logging import bind_contextvars
 
     bind_contextvars(account=account.account_id)

@@ -2,6 +2,7 @@
 
 Codes: unauthorized (401), file_not_found / job_not_found / not_found (404),
 insufficient_credits (402, with ``required`` and ``available``), validation_error (422),
+rate_limited (429, with ``retry_after_s`` and a Retry-After header),
 invalid_audio (422), invalid_webhook_url (422), payload_too_large (413), invalid_signature /
 url_expired (403), invalid_state / file_in_use / idempotency_conflict / idempotency_in_progress
 (409), deleted / expired (410: removed from storage on request / by retention),
@@ -27,6 +28,7 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **extra) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers: dict[str, str] = {}
 
 
 def error_body(code: str, message: str, **extra) -> dict:
@@ -66,11 +68,16 @@ def from_grpc(exc: grpc.RpcError) -> ApiError:
     return ApiError(status, code, message, **extra)
 
 
+def response_for(exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    return JSONResponse(error_body(exc.code, exc.message, **exc.extra), exc.status,
+                        headers={**headers, **exc.headers})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message, **exc.extra), exc.status, headers=headers)
+        return response_for(exc)
 
     @app.exception_handler(grpc.RpcError)
     async def _grpc_error(request: Request, exc: grpc.RpcError):

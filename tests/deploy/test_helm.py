@@ -177,6 +177,11 @@ def test_gateway_probes_and_metrics(default_docs):
     service = one(default_docs, "Service", "timbr-gateway")
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
     assert env_of(c)["TIMBR_DOCS_ENABLED"]["value"] == "true"
+    assert env_of(c)["TIMBR_RATE_LIMIT_AUTH_FAILURES"]["value"] == "20/minute"
+    assert env_of(c)["TIMBR_REDIS_URL"]["value"] == ""
+    shared = render("--set", "gateway.redisUrl=redis://redis:6379/0")
+    c = pod_spec(one(shared, "Deployment", "timbr-gateway"))["containers"][0]
+    assert env_of(c)["TIMBR_REDIS_URL"]["value"] == "redis://redis:6379/0"
     off = render("--set", "gateway.docs=false")
     c = pod_spec(one(off, "Deployment", "timbr-gateway"))["containers"][0]
     assert env_of(c)["TIMBR_DOCS_ENABLED"]["value"] == "false"

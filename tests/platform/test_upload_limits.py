@@ -7,17 +7,11 @@ gateway that read the whole body first (300 MB to a temp file, issue 11) would n
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-import uvicorn
 
-from services.common.devbroker import free_port
-from services.gateway.app import create_app
-from services.gateway.config import GatewaySettings
 from tests.support import rawhttp
 from tests.support.audio import tone_wav
+from tests.support.gateway import serve_gateway
 
 BOUNDARY = b"timbrboundary"
 LIMIT = 1 << 20  # the small gateway's TIMBR_MAX_UPLOAD_BYTES
@@ -43,19 +37,8 @@ def _headers(token: str | None, length: int | None = None) -> list[tuple[bytes, 
 @pytest.fixture(scope="module")
 def small_gateway(stack):
     """A second gateway, in this process, on the running stack, with a 1 MiB upload limit."""
-    settings = GatewaySettings(billing_addr=f"127.0.0.1:{stack.billing_port}",
-                               jobs_addr=f"127.0.0.1:{stack.jobs_port}", storage_root=stack.root / "storage",
-                               max_upload_bytes=LIMIT, port=free_port())
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port,
-                                           log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield settings.port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_gateway(stack, max_upload_bytes=LIMIT) as port:
+        yield port
 
 
 @pytest.mark.parametrize("port_of", ["stack", "small"])
