@@ -4,7 +4,9 @@ The panels query the metrics the services declare (services/*/metrics.py):
 timbr_http_request_duration_seconds{method,route,status}, timbr_jobs_total{job_type,status},
 timbr_kafka_consumer_lag{topic}, timbr_pipeline_realtime_factor{job_type},
 timbr_credits_total{kind}, timbr_model_latency_seconds{model}, plus worker outcomes, gRPC
-latency, the jobs outbox, the model server and Triton's own GPU metrics.
+latency, the jobs outbox, the model server and Triton's own GPU metrics, the webhook dispatcher
+(timbr_webhook_attempts_total{outcome}, timbr_webhook_pending, timbr_webhook_consumer_lag,
+timbr_webhook_attempt_seconds) and removed objects (timbr_objects_removed_total{kind,reason}).
 
     python deploy/helm/make_dashboard.py
 """
@@ -128,6 +130,21 @@ def build() -> dict:
     g.panel("Triton inference requests by model",
             [(f"sum by (model) (rate(nv_inference_request_success{RATE}))", "ok {{model}}"),
              (f"sum by (model) (rate(nv_inference_request_failure{RATE}))", "failed {{model}}")], "reqps")
+
+    g.row("Webhooks and file lifecycle")
+    g.panel("Webhook attempts by outcome (per minute)",
+            [(f"sum by (outcome) (rate(timbr_webhook_attempts_total{RATE})) * 60", "{{outcome}}")], "short",
+            stack=True, description="delivered (2xx), retry (timeout, connection error, 429, 5xx), failed "
+            "(other answers, refused targets, 24 h of retries)")
+    g.panel("Webhook deliveries pending and dispatcher lag",
+            [("sum(timbr_webhook_pending)", "pending deliveries"),
+             ("max(timbr_webhook_consumer_lag)", "events behind audio.jobs.events")], "short")
+    g.panel("Webhook attempt duration (p50 / p95)",
+            [(f"histogram_quantile({q}, sum by (le) (rate(timbr_webhook_attempt_seconds_bucket{RATE})))",
+              f"p{round(q * 100)}") for q in (0.5, 0.95)], "s")
+    g.panel("Uploads and results removed (per hour)",
+            [(f"sum by (kind, reason) (rate(timbr_objects_removed_total{RATE})) * 3600", "{{kind}} {{reason}}")],
+            "short", stack=True, description="deleted on request, or expired by the retention sweeper")
 
     def variable(name: str, label: str, metric: str) -> dict:
         query = f"label_values({metric}, {name})"

@@ -11,3 +11,6 @@ SETTLEMENTS_PENDING = Gauge("timbr_credit_settlements_pending",
                             "Ended jobs whose confirm or release Billing has not yet acknowledged")
 OBJECTS_REMOVED = Counter("timbr_objects_removed_total", "Uploads and job results removed from storage",
                           ["kind", "reason"])
+for _kind in ("upload", "results"):  # exported from the start, at zero
+    for _reason in ("deleted", "expired"):
+        OBJECTS_REMOVED.labels(_kind, _reason)

@@ -9,3 +9,8 @@ ATTEMPT_SECONDS = Histogram("timbr_webhook_attempt_seconds", "Duration of one de
 DELIVERIES = Counter("timbr_webhook_deliveries_total", "Deliveries created, by event", ["event"])
 PENDING = Gauge("timbr_webhook_pending", "Deliveries not yet delivered nor given up")
 LAG = Gauge("timbr_webhook_consumer_lag", "Events behind the end of audio.jobs.events")
+
+for _outcome in ("delivered", "retry", "failed"):  # exported from the start, at zero
+    ATTEMPTS.labels(_outcome)
+for _event in ("completed", "failed", "cancelled", "timed_out"):
+    DELIVERIES.labels(_event)

@@ -109,6 +109,7 @@ def test_default_resources(default_docs):
         ("Deployment", "timbr-gateway"), ("Service", "timbr-gateway"),
         ("Deployment", "timbr-billing"), ("Service", "timbr-billing"),
         ("Deployment", "timbr-jobs"), ("Service", "timbr-jobs"), ("Pod", "timbr-test-readyz"),
+        ("Deployment", "timbr-webhooks"),
         ("Job", "timbr-kafka-topics"), ("Job", "timbr-migrations"), ("Secret", "timbr-migrations"),
     } | {("Deployment", f"timbr-worker-{t}") for t in JOB_TYPES} | {
         ("HorizontalPodAutoscaler", f"timbr-worker-{t}") for t in JOB_TYPES}
@@ -569,6 +570,7 @@ SETTINGS = {
     "gateway": "services.gateway.config:GatewaySettings",
     "billing": "services.billing.config:BillingSettings",
     "jobs": "services.jobs.config:JobsSettings",
+    "webhooks": "services.webhooks.config:WebhookSettings",
     "worker": "services.inference.config:WorkerSettings",
     "modelserver": "services.inference.model_server.settings:ModelServerSettings",
 }
@@ -634,6 +636,27 @@ def test_env_is_read_by_the_services_settings(values, monkeypatch):
             assert settings.model_backend == config["TIMBR_MODEL_BACKEND"]
         elif component == "modelserver":
             assert (settings.http_port, settings.grpc_port) == (ports["http"], ports["grpc"])
+        elif component == "webhooks":  # the dispatcher works on the jobs database
+            assert settings.metrics_port == ports["metrics"] and not settings.webhook_allow_private
+            assert settings.database_url.endswith("/jobs-database-url")
+
+
+def test_webhook_dispatcher_deployment(prod_docs):
+    """Its own Deployment (a consumer group of its own), scraped, refusing private targets in production;
+    a development install may allow them."""
+    dep = one(prod_docs, "Deployment", "timbr-webhooks")
+    (container,) = pod_spec(dep)["containers"]
+    assert container["command"] == ["python", "-m", "services.webhooks"]
+    env = env_of(container)
+    assert env["TIMBR_WEBHOOK_ALLOW_PRIVATE"]["value"] == "false"
+    assert env["TIMBR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "jobs-database-url"
+    assert dep["spec"]["replicas"] == 2
+    assert ("PodMonitor", "timbr-webhooks") in {(d["kind"], d["metadata"]["name"]) for d in prod_docs}
+    dev = render("--set", "webhooks.allowPrivateTargets=true")
+    (container,) = pod_spec(one(dev, "Deployment", "timbr-webhooks"))["containers"]
+    assert env_of(container)["TIMBR_WEBHOOK_ALLOW_PRIVATE"]["value"] == "true"
+    assert not find(render("--set", "webhooks.enabled=false"), "Deployment", "timbr-webhooks")
+    assert one(prod_docs, "ConfigMap", "timbr")["data"]["TIMBR_RETENTION_DAYS"] == "7"
 
 
 def test_topics_job_is_a_pre_install_hook(docs):
