@@ -1,12 +1,22 @@
 """Enhance figures: denoising quality, loudness accuracy, speed and memory of the whole pipeline.
 
-Generates its own material: ~30 s of espeak-ng speech (four voices) at 48 kHz, mixed with
+Held-out (real recordings, ``bench/heldout``): enhancement pairs from the six EVAL voices
+(telephone prompts in fr, ru, it, es) at 0, 5, 10 and 20 dB SNR of eval ambience (wesnoth
+ambient loops), white and pink noise, at 16, 44.1 and 48 kHz. Each pair runs through
+DeepFilterNet3 alone (the baseline: soxr to 48 kHz, the ``speech_enhancer`` model on the whole
+file, soxr back) and through the pipeline with every EQ preset (``noise_reduction`` 1,
+``normalize`` false, other fields default), and the SI-SDR gain over the input is printed side
+by side with the difference, per source and condition, then averaged. ``none`` and
+``balanced`` are meant to be transparent: their mean must stay within 0.3 dB of the baseline.
+
+Synthetic (the older table): ~30 s of espeak-ng speech (four voices) at 48 kHz, mixed with
 white and pink noise at 0, 5 and 10 dB SNR. For each mixture and ``noise_reduction`` 0.5 and
 1.0 it runs the real pipeline (default settings: balanced EQ, -16 LUFS, -1 dBTP) and prints
 
 * SI-SDR of the input and of the output against the clean speech, twice: against the raw
   clean speech, and against the clean speech sent through the same pipeline with denoise off
-  (same EQ), which isolates what denoising did (a high-pass alone moves SI-SDR by its phase);
+  (same EQ), which isolates what denoising did (the EQ's own change of the spectrum counts
+  against the raw speech);
 * PESQ (wide-band, 16 kHz) where the ``pesq`` package is installed;
 * loudness error against the target and the output true peak;
 
@@ -27,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +155,141 @@ def _quality(job: Job, clean: np.ndarray) -> None:
                       f"        | {pesq_txt:14s} | {lu:+.2f}  | {true_peak(y, rate):.2f}", flush=True)
 
 
+HELDOUT_RATES = (16000, 44100, 48000)
+HELDOUT_NOISES = ("ambience", "white", "pink")
+HELDOUT_SNRS = (0, 5, 10, 20)
+PRESETS = ("none", "balanced", "vocal", "bass_boost")
+TRANSPARENT = ("none", "balanced")
+CLIP_S = 4.0                     # speech per pair: whole prompts joined by 0.3 s pauses
+PEAK = 0.5                       # mixtures peak at -6 dBFS
+
+
+@dataclass(frozen=True)
+class Pair:
+    source: str
+    noise: str
+    snr: int
+    rate: int
+    clean: np.ndarray
+    noisy: np.ndarray
+
+
+def _prompts(utterances: list, rate: int, seed: int) -> np.ndarray:
+    """Whole prompts (1-8 s) of one voice in a seeded order, each with its own DC removed, to CLIP_S."""
+    from bench.heldout import sources as ho
+    from services.common.audio import InvalidAudio
+
+    parts, n = [], 0
+    for i in np.random.default_rng(seed).permutation(len(utterances)):
+        try:
+            x = ho.load(utterances[i].path, rate)
+        except InvalidAudio:  # a few prompt files hold no samples
+            continue
+        if not rate <= x.size <= 2 * CLIP_S * rate:      # skip beeps and the few minute-long prompts
+            continue
+        parts += [x - x.mean(), np.zeros(int(0.3 * rate), np.float32)]
+        n += x.size + int(0.3 * rate)
+        if n >= CLIP_S * rate:
+            break
+    return np.concatenate(parts).astype(np.float32)
+
+
+def heldout_pairs() -> list[Pair]:
+    """Every eval voice in every noise and SNR; the rate rotates so each source meets each rate
+    4 times and each condition meets each rate twice (72 pairs)."""
+    from bench.heldout import sources as ho
+
+    by_source: dict[str, list] = {}
+    for u in ho.voices("eval"):
+        by_source.setdefault(u.source, []).append(u)
+    ambience = ho.clips("ambience", "eval")
+    pairs = []
+    for i, (source, utterances) in enumerate(sorted(by_source.items())):
+        for j, kind in enumerate(HELDOUT_NOISES):
+            for k, snr in enumerate(HELDOUT_SNRS):
+                seed = 1000 * i + 10 * j + k
+                rate = HELDOUT_RATES[(i + j + k) % len(HELDOUT_RATES)]
+                clean = _prompts(utterances, rate, seed)
+                if kind == "ambience":
+                    loop = ho.load(ambience[seed % len(ambience)].path, rate)
+                    loop = np.tile(loop, math.ceil(clean.size / loop.size) + 1)
+                    start = np.random.default_rng(seed).integers(0, loop.size - clean.size)
+                    n = loop[start: start + clean.size]
+                else:
+                    n = noise(kind, clean.size, seed)
+                n = n * np.sqrt(np.mean(clean**2) / np.mean(n**2) / 10 ** (snr / 10))
+                g = PEAK / np.abs(clean + n).max()
+                pairs.append(Pair(source, kind, snr, rate, clean * g, ((clean + n) * g).astype(np.float32)))
+    return pairs
+
+
+def dfn_alone(job: Job, x: np.ndarray, rate: int) -> np.ndarray:
+    """The baseline: DeepFilterNet3 on the whole file at its 48 kHz, nothing else."""
+    x48 = soxr.resample(x, rate, 48000, quality="HQ") if rate != 48000 else x
+    y = job.pipe.models.infer("speech_enhancer", {"audio": np.ascontiguousarray(x48, np.float32)}, {})["audio"]
+    return soxr.resample(y, 48000, rate, quality="HQ") if rate != 48000 else y
+
+
+def heldout_gains(job: Job, pr: Pair) -> dict[str, float]:
+    """SI-SDR gain over the input of DFN3 alone and of the pipeline with each preset."""
+    base_in = si_sdr(pr.clean, pr.noisy)
+    gains = {"input": base_in, "dfn3": si_sdr(pr.clean, dfn_alone(job, pr.noisy, pr.rate)) - base_in}
+    for preset in PRESETS:
+        y = job(pr.noisy, pr.rate, noise_reduction=1.0, normalize=False, eq_preset=preset)[0][0]
+        gains[preset] = si_sdr(pr.clean, y) - base_in
+    return gains
+
+
+def _heldout_row(pr: Pair, gains: dict[str, float]) -> str:
+    cells = " ".join(f"| {gains[p]:+6.2f} ({gains[p] - gains['dfn3']:+5.2f})   " for p in PRESETS)
+    return (f"{pr.source:10s} {pr.noise:8s} {pr.snr:3d} {pr.rate / 1000:4.1f} | {gains['input']:6.2f} | "
+            f"{gains['dfn3']:+6.2f} {cells}")
+
+
+def _heldout(job: Job) -> None:
+    pairs = heldout_pairs()
+    print(f"\nheld-out: {len(pairs)} pairs, {len({p.source for p in pairs})} eval voices x "
+          f"{'/'.join(HELDOUT_NOISES)} x {'/'.join(map(str, HELDOUT_SNRS))} dB SNR, "
+          f"rate rotating {'/'.join(f'{r / 1000:g}' for r in HELDOUT_RATES)} kHz")
+    print(HELDOUT_HEAD)
+    rows = []
+    for pr in pairs:
+        rows.append((pr, heldout_gains(job, pr)))
+        print(_heldout_row(*rows[-1]), flush=True)
+    _heldout_summary(rows)
+
+
+HELDOUT_HEAD = ("SI-SDR gain over the input (dB): DeepFilterNet3 alone (baseline) | pipeline per eq_preset, "
+                "noise_reduction 1, normalize false (difference to the baseline)\n"
+                f"{'source':10s} {'noise':8s} {'SNR':>3s} {'kHz':>4s} | {'input':>6s} | {'DFN3':>6s} "
+                + " ".join(f"| {p:>17s}" for p in PRESETS))
+
+
+def _heldout_summary(rows: list) -> None:
+    def line(label: str, sel: list) -> str:
+        m = {k: float(np.mean([g[k] for _, g in sel])) for k in ("dfn3", *PRESETS)}
+        cells = " ".join(f"| {m[p]:+6.2f} ({m[p] - m['dfn3']:+5.2f})   " for p in PRESETS)
+        return f"{label:32s} {len(sel):3d} | {m['dfn3']:+6.2f} {cells}"
+
+    print(f"\nmeans{'':27s}   n |   DFN3 " + " ".join(f"| {p:>17s}" for p in PRESETS))
+    for kind in HELDOUT_NOISES:
+        for snr in HELDOUT_SNRS:
+            print(line(f"{kind} {snr} dB", [r for r in rows if r[0].noise == kind and r[0].snr == snr]))
+    for source in sorted({r[0].source for r in rows}):
+        print(line(source, [r for r in rows if r[0].source == source]))
+    for rate in HELDOUT_RATES:
+        print(line(f"{rate / 1000:g} kHz", [r for r in rows if r[0].rate == rate]))
+    print(line("all", rows))
+    base = float(np.mean([g["dfn3"] for _, g in rows]))
+    for p in TRANSPARENT:
+        d = float(np.mean([g[p] for _, g in rows])) - base
+        print(f"rule: {p} mean gain {d:+.2f} dB against DFN3 alone (must be >= -0.30): {'met' if d >= -0.3 else 'MISSED'}")
+    pink0 = [g for pr, g in rows if pr.noise == "pink" and pr.snr == 0]
+    for p in ("dfn3", *TRANSPARENT):
+        m = float(np.mean([g[p] for g in pink0]))
+        print(f"rule: pink 0 dB SNR, {p}: {m:+.2f} dB (must be >= +8): {'met' if m >= 8 else 'MISSED'}")
+
+
 def _speed(job: Job, clean: np.ndarray) -> None:
     n = noise("pink", clean.size, 99) * 0.03
     mono = np.tile(clean + n, 2)                                         # 60 s
@@ -209,6 +355,7 @@ def main() -> None:
     clean = speech()
     with tempfile.TemporaryDirectory() as tmp:
         job = Job(Path(tmp))
+        _heldout(job)
         _quality(job, clean)
         _speed(job, clean)
     _memory()

@@ -4,15 +4,16 @@
 
     analyze  decode (native rate) -> BS.1770 loudness, true peak, noise floor of the input
     enhance  decode (48 kHz when denoising) -> speech_enhancer per channel, in overlapping
-             chunks -> EQ preset -> compressor -> resample to the output rate
-             -> float32 scratch file on disk; its loudness and true peak are measured
+             chunks -> EQ preset (linear-phase FIR) -> compressor -> resample to the output
+             rate -> float32 scratch file on disk; its loudness and true peak are measured
     render   scratch file -> gain (to the loudness target, or the compressor's make-up)
              -> look-ahead true-peak limiter (-1 dBTP) -> output file; output measured,
              and the gain corrected and the pass re-run if limiting left it off target
 
 Every pass works on blocks of a few seconds, so memory does not grow with the file: a
 1-hour stereo file holds one model window per channel and a few blocks, never the decoded
-audio (the scratch file lives in the job's workdir). The model is reached only through
+audio (the scratch file lives in the job's workdir). No stage moves the waveform: the
+output is sample-aligned with the input for every preset and rate. The model is reached only through
 ``self.models.infer("speech_enhancer", ...)``; if that model cannot serve (not installed,
 no server), a spectral-gate denoiser (``dsp.spectral``) stands in and the report says so.
 
