@@ -9,7 +9,7 @@ MODEL_TARGETS :=
 # Area fragments (models-*, extra targets) add themselves here.
 include $(wildcard mk/*.mk)
 
-.PHONY: install apt apt-train venv protos models run test bench lint clean
+.PHONY: install apt apt-train venv protos models run test test-faults bench lint clean
 
 install: apt venv protos models
 
@@ -55,6 +55,11 @@ run: install
 
 test: install apt-train
 	$(PY) -m pytest -q
+
+# The fault tests alone (kill -9 of worker, jobs, billing and broker, on SQLite and PostgreSQL);
+# `make test` runs them too.
+test-faults: install
+	$(PY) -m pytest -q tests/faults
 
 bench: install apt-train heldout-data
 	$(PY) -m bench
