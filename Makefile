@@ -65,7 +65,7 @@ bench: install apt-train heldout-data
 	$(PY) -m bench
 
 lint: venv
-	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff check services tests bench clients
 
 clean:
 	rm -rf $(PB_DIR) var build

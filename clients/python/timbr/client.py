@@ -182,6 +182,19 @@ class Timbr:
     def account(self) -> Account:
         return Account.from_json(self._api("GET", "/v1/account"))
 
+    # ------------------------------------------------------------------ webhooks
+    def webhook(self) -> dict[str, Any]:
+        """The account's default webhook: ``{"url", "secret"}`` (the secret signs every delivery)."""
+        return self._api("GET", "/v1/account/webhook")
+
+    def set_webhook(self, url: str | None, *, rotate_secret: bool = False) -> dict[str, Any]:
+        """Set (``None``: remove) the default webhook URL; ``rotate_secret`` makes a new secret."""
+        return self._api("PUT", "/v1/account/webhook", json={"url": url, "rotate_secret": rotate_secret})
+
+    def webhook_deliveries(self, job: Job | str) -> list[dict[str, Any]]:
+        """Every delivery of the job's webhook, with each attempt (status code, error, outcome)."""
+        return self._api("GET", f"/v1/jobs/{_job_id(job)}/webhooks")["deliveries"]
+
     def wait(self, job: Job | str, *, timeout: float | None = 3600.0, poll_s: float = 1.0,
              on_progress: JobProgress | None = None, raise_on_failure: bool = True) -> Job:
         """Poll until the job ends. Raises JobFailed if it failed or was cancelled (unless
