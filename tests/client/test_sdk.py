@@ -7,6 +7,9 @@ a mocked transport: the SDK sees the refused, dropped and lost answers a network
 from __future__ import annotations
 
 import io
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from timbr import (
     AuthenticationError,
     Conflict,
     ConnectionFailed,
+    Gone,
     InsufficientCredits,
     JobFailed,
     NotFound,
@@ -22,6 +26,8 @@ from timbr import (
     ServiceUnavailable,
     Timbr,
     ValidationError,
+    WebhookSignatureError,
+    webhooks,
 )
 
 from tests.client.proxy import FaultyProxy
@@ -75,6 +81,17 @@ def test_upload_enhance_wait_download_with_progress(client_stack, new_account, t
         with pytest.raises(Conflict) as e:
             tb.cancel(job)
         assert e.value.code == "invalid_state" and e.value.status == 409
+
+        tb.delete_job(job)                      # results removed from storage, the job record stays
+        with pytest.raises(Gone) as e:
+            tb.download(job, tmp_path / "again")                # the URLs it holds answer 410
+        assert e.value.code == "deleted"
+        with pytest.raises(Gone):
+            tb.download(job.job_id, tmp_path / "again")         # a fresh document says so too
+        tb.delete_file(job.raw["file_id"])
+        with pytest.raises(Gone) as e:
+            tb.enhance(job.raw["file_id"])
+        assert e.value.code == "deleted" and e.value.status == 410
     total = src.stat().st_size
     assert sent[-1][0] == total and all(t == total for _, t in sent)
     assert [d for d, _ in sent] == sorted(d for d, _ in sent)
@@ -146,7 +163,6 @@ def test_retries_on_503_429_and_dropped_connections_reuse_one_idempotency_key(pr
         assert len(proxy.requests("GET", "/v1/account")) == 3 + 4
 
 
-@pytest.mark.xfail(reason="the server keeps Idempotency-Key from issue 13 part 2 (not on main yet)", strict=False)
 def test_lost_response_is_retried_with_the_same_key(proxy, new_account):
     """The gateway creates the job but the answer is lost: the retry carries the same key, so the
     server can answer with the first job instead of reserving credits twice."""
@@ -176,3 +192,54 @@ def test_token_comes_from_the_environment(monkeypatch, client_stack, new_account
     monkeypatch.delenv("TIMBR_TOKEN")
     with pytest.raises(ValueError, match="TIMBR_TOKEN"):
         Timbr()
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback that records what it is sent and answers 204."""
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_real_webhook_delivery_verifies_with_the_sdk(client_stack, new_account, receiver):
+    url, got = receiver
+    acc = new_account(10)
+    with Timbr(token=acc.token, base_url=client_stack.url) as tb:
+        config = tb.set_webhook(url)
+        assert config["url"] == url and config["secret"] == tb.webhook()["secret"]
+        f = tb.upload(io.BytesIO(tone_wav(1.0)), "tone.wav")
+        job = tb.separate(f, output_format="mp3", sample_rate=96000)     # fails fast: mp3 cannot hold 96 kHz
+        with pytest.raises(JobFailed):
+            tb.wait(job, timeout=60)
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert got, "no delivery within 30 s"
+        headers, body = got[0]
+        doc = webhooks.verify(body, headers["timbr-signature"], config["secret"])
+        assert doc["job_id"] == job.job_id and doc["status"] == "failed"
+        assert doc["error"]["code"] == "validation_error" and doc["viewer_url"].startswith(client_stack.url)
+        with pytest.raises(WebhookSignatureError):
+            webhooks.verify(body.replace(b'"failed"', b'"completed"'), headers["timbr-signature"], config["secret"])
+        with pytest.raises(WebhookSignatureError):
+            webhooks.verify(body, headers["timbr-signature"], tb.set_webhook(url, rotate_secret=True)["secret"])
+
+        deliveries = tb.webhook_deliveries(job)
+        assert [d["delivery_id"] for d in deliveries] == [headers["timbr-delivery-id"]]
+        assert deliveries[0]["status"] == "delivered" and deliveries[0]["attempts"][0]["status_code"] == 204
+        assert tb.set_webhook(None)["url"] is None

@@ -7,6 +7,7 @@ show one lane per speaker of diarization.json, in the colours the transcript use
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
@@ -14,7 +15,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import numpy as np
 import pytest
+import soundfile as sf
 
 from services.common.settings import DEV_SIGNING_SECRET
 from services.gateway import viewer_links
@@ -209,3 +212,28 @@ def test_static_assets_are_served_and_reach_nothing_outside(client_stack):
         assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
     r = httpx.get(f"{client_stack.url}/v1/viewer/static/..%2Fapp.py")
     assert r.status_code == 404
+
+
+def test_page_of_a_failed_job_whose_upload_was_deleted(browser, client_stack, new_account):
+    from selenium.webdriver.common.by import By
+    from timbr import Timbr
+
+    acc = new_account(10)
+    with Timbr(token=acc.token, base_url=client_stack.url) as tb:
+        tone_then_silence = np.concatenate([0.5 * np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000),
+                                            np.zeros(16000)])
+        buf = io.BytesIO()
+        sf.write(buf, tone_then_silence, 16000, format="WAV")
+        f = tb.upload(io.BytesIO(buf.getvalue()), "tone.wav")
+        job = tb.wait(tb.separate(f, output_format="mp3", sample_rate=96000), raise_on_failure=False)
+        assert job.status == "failed"
+        open_page(browser, job.viewer_url)
+        assert "validation_error" in browser.find_element(By.CSS_SELECTOR, "p.error").text
+        assert_waveform(browser, browser.find_element(By.CSS_SELECTOR, "#input canvas.wave"))
+        assert console_errors(browser) == []
+
+        tb.delete_file(f)                       # the upload is gone: the page shows the job without it
+        open_page(browser, job.viewer_url)
+        assert browser.find_elements(By.CSS_SELECTOR, "#input") == []
+        assert browser.find_element(By.ID, "summary").get_attribute("data-status") == "failed"
+        assert console_errors(browser) == []

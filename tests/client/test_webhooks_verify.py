@@ -7,7 +7,6 @@ import hmac
 import json
 
 import pytest
-
 from timbr import WebhookSignatureError, webhooks
 
 SECRET = "whsec_test"

@@ -131,8 +131,9 @@ class Timbr:
 
         return File.from_json(self._send(build).json())
 
-    def delete_file(self, file_id: str) -> None:
-        self._api("DELETE", f"/v1/files/{file_id}")
+    def delete_file(self, file: File | str) -> None:
+        """Remove an upload from storage (409 ``file_in_use`` while a running job reads it)."""
+        self._api("DELETE", f"/v1/files/{file.file_id if isinstance(file, File) else file}")
 
     # ------------------------------------------------------------------ jobs
     def _file_id(self, file: File | str | os.PathLike, on_progress: ByteProgress | None) -> str:
@@ -177,6 +178,7 @@ class Timbr:
         return Job.from_json(self._api("POST", f"/v1/jobs/{_job_id(job)}/cancel"))
 
     def delete_job(self, job: Job | str) -> None:
+        """Remove a finished job's results from storage; the job record stays (it was billed)."""
         self._api("DELETE", f"/v1/jobs/{_job_id(job)}")
 
     def account(self) -> Account:
@@ -225,6 +227,9 @@ class Timbr:
         current = job if isinstance(job, Job) and job.results else self.job(job)
         if current.status != "completed":
             raise errors.JobFailed(current)
+        removed = current.raw.get("results_removed")
+        if removed:
+            raise errors.Gone(410, removed, f"the results of job {current.job_id} were removed ({removed})")
         chosen = [current.result(name)] if name else list(current.results)
         dest = Path(to)
         if name is None or dest.is_dir() or str(to).endswith(os.sep):

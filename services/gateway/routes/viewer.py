@@ -74,11 +74,12 @@ def view_data(job_id: str, clients: ClientsDep, account: Account, expires: Expir
     try:
         f = clients.jobs.GetFile(jobs_pb2.GetFileRequest(file_id=job.file_id, account_id=account),
                                  timeout=clients.settings.grpc_timeout_s)
-        data["input"] = {"name": f.filename, "url": storage.signed_url(f.storage_key, ttl, f.filename),
-                         "peaks": _peaks(storage, f.storage_key)}
+        if not f.removed and storage.exists(f.storage_key):
+            data["input"] = {"name": f.filename, "url": storage.signed_url(f.storage_key, ttl, f.filename),
+                             "peaks": _peaks(storage, f.storage_key)}
     except (grpc.RpcError, StorageError, InvalidAudio):
-        pass    # the upload was deleted or expired: the page shows the results alone
-    if doc["status"] != "completed":
+        pass    # the upload is gone: the page shows the results alone
+    if doc["status"] != "completed" or job.results_removed:
         return data
     for r in job.results:
         if r.name in JSON_RESULTS and r.size_bytes <= MAX_JSON_BYTES:

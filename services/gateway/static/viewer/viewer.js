@@ -228,6 +228,8 @@
     if (job.status === "failed" || job.status === "cancelled") {
       const err = job.error || {};
       app.append(el("section", {}, el("p", { class: "error", text: `${job.status}: ${err.code || ""} ${err.message || ""}` })));
+    } else if (job.results_removed) {
+      app.append(el("section", { id: "removed" }, el("p", { text: `The results were removed (${job.results_removed}).` })));
     } else if (job.status !== "completed") {
       app.append(el("section", {}, el("p", { text: `${job.status} · ${job.stage || ""} · ${Math.round(job.progress * 100)}%` })));
       setTimeout(load, 2000);
