@@ -4,8 +4,8 @@ FastAPI describes the happy paths well but not the edge: its 422 schema is not t
 gateway sends, errors raised in dependencies (401, 503) are undeclared, and file responses
 claim JSON. ``finish`` fixes that in one place: every 4xx/5xx response of every operation is
 ``{"error": {...}}`` (``ErrorBody``), 401 is declared on every authenticated operation, 422 on
-every one that takes input, 500 and 503 on every one that reaches billing or jobs, and
-downloads are binary.
+every one that takes input, 429 on every /v1 operation (rate limits), 500 and 503 on every
+one that reaches billing or jobs, and downloads are binary.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ def finish(schema: dict[str, Any]) -> dict[str, Any]:
                 codes.add(401)
             if op.get("requestBody") or op.get("parameters"):
                 codes.add(422)
-            if path.startswith("/v1/") and not path.startswith(NO_BACKEND):
-                codes |= {500, 503}
+            if path.startswith("/v1/"):
+                codes.add(429)                      # the per-client rate limit covers every /v1 route
+                if not path.startswith(NO_BACKEND):
+                    codes |= {500, 503}
             for code in sorted(codes):
                 response = responses.setdefault(str(code), {})
                 if not response.get("description") or response["description"] == "Validation Error":

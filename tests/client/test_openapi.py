@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import typing
 
 import httpx
 import pytest
@@ -34,6 +35,8 @@ def test_document_is_valid_and_declares_every_error_with_its_body(spec):
                     assert response["description"], (path, method, code)
             if op.get("security"):
                 assert "401" in op["responses"], (path, method)
+            if path.startswith("/v1/"):
+                assert "429" in op["responses"], (path, method)
             if path.startswith("/v1/") and not path.startswith("/v1/objects/"):
                 assert {"500", "503"} <= set(op["responses"]), (path, method)
 
@@ -76,15 +79,16 @@ def test_a_generated_client_works_against_the_gateway(spec, client_stack, new_ac
     f = upload.sync(client=client, body=body)
     assert isinstance(f, models.FileOut) and f.duration == 2.0, f
 
-    too_poor = enhance.sync_detailed(client=client, body=models.EnhanceParams(file_id=f.file_id))
+    enhance_body = typing.get_type_hints(enhance.sync_detailed)["body"]     # whatever the schema is named
+    too_poor = enhance.sync_detailed(client=client, body=enhance_body(file_id=f.file_id))
     assert too_poor.status_code == 402 and isinstance(too_poor.parsed, models.ErrorBody)
     assert too_poor.parsed.error.code == "insufficient_credits"
     assert too_poor.parsed.error.required == 2 and too_poor.parsed.error.available == 1
 
-    missing = enhance.sync_detailed(client=client, body=models.EnhanceParams(file_id="file_nope"))
+    missing = enhance.sync_detailed(client=client, body=enhance_body(file_id="file_nope"))
     assert missing.status_code == 404 and missing.parsed.error.code == "file_not_found"
 
-    bad = enhance.sync_detailed(client=client, body=models.EnhanceParams(file_id=f.file_id, noise_reduction=3))
+    bad = enhance.sync_detailed(client=client, body=enhance_body(file_id=f.file_id, noise_reduction=3))
     assert bad.status_code == 422 and bad.parsed.error.code == "validation_error"
     assert bad.parsed.error.details[0].field == "noise_reduction"
 
