@@ -20,6 +20,10 @@ class TargetRefused(ValueError):
     """The URL may not be called."""
 
 
+class Unresolvable(TargetRefused):
+    """The host does not resolve (now): refused when the URL is set, retried at delivery."""
+
+
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
@@ -48,7 +52,7 @@ def resolve(url: str, allow_private: bool) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise TargetRefused(f"the host {host!r} does not resolve") from exc
+        raise Unresolvable(f"the host {host!r} does not resolve") from exc
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not allow_private:
         for address in addresses:

@@ -19,7 +19,7 @@ def main() -> None:
     start_http_server(settings.metrics_port)
     ensure_topics(settings.kafka_bootstrap)
     sessions = open_database("jobs", settings.database_url)  # the jobs database, migrated by its hook
-    loops = [Intake(sessions, settings.kafka_bootstrap, settings.consumer_group),
+    loops = [Intake(sessions, settings.kafka_bootstrap, settings.consumer_group, settings.webhook_max_age_s),
              Sender(sessions, make_storage(settings), settings)]
     for loop in loops:
         loop.start()

@@ -31,7 +31,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.common.kafka import make_consumer
 from services.common.logging import bound_contextvars, get_logger
-from services.common.netguard import TargetRefused, resolve
+from services.common.netguard import TargetRefused, Unresolvable, resolve
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_EVENTS
 from services.common.storage import Storage
@@ -53,8 +53,11 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
-def enqueue(sessions: sessionmaker, event: events_pb2.JobEvent) -> str:
-    """Turn one event into a delivery when it ends a job that has a webhook. Idempotent."""
+def enqueue(sessions: sessionmaker, event: events_pb2.JobEvent, max_age_s: float = 86400.0) -> str:
+    """Turn one event into a delivery when it ends a job that has a webhook. Idempotent.
+
+    A job that ended more than ``max_age_s`` ago is past its retry window: a group reading the
+    topic from its start (a new deployment, a reset) does not call receivers about old jobs."""
     if event.type not in TERMINAL_EVENTS:
         return "ignored"
     with sessions() as s:
@@ -63,6 +66,9 @@ def enqueue(sessions: sessionmaker, event: events_pb2.JobEvent) -> str:
         job = s.get(JobRecord, event.job_id)
         if job is None:
             return "unknown_job"
+        ended = _aware(job.finished_at)
+        if ended is not None and ended < utcnow() - dt.timedelta(seconds=max_age_s):
+            return "too_old"
         url = job.webhook_url
         if not url:
             account = s.get(AccountSettings, job.account_id)
@@ -82,9 +88,10 @@ def enqueue(sessions: sessionmaker, event: events_pb2.JobEvent) -> str:
 class Intake(Loop):
     """Reads ``audio.jobs.events`` in its own consumer group; commits after the row is written."""
 
-    def __init__(self, sessions: sessionmaker, bootstrap: str, group: str) -> None:
+    def __init__(self, sessions: sessionmaker, bootstrap: str, group: str, max_age_s: float = 86400.0) -> None:
         super().__init__("webhook-intake")
         self._sessions = sessions
+        self._max_age_s = max_age_s
         self._kafka = bootstrap
         self._group = group
         self._consumer = None
@@ -99,7 +106,7 @@ class Intake(Loop):
             for record in records:
                 event = events_pb2.JobEvent.FromString(record.value)
                 try:
-                    outcome = enqueue(self._sessions, event)
+                    outcome = enqueue(self._sessions, event, self._max_age_s)
                 except Exception:
                     consumer.seek(tp, record.offset)  # not recorded: read it again
                     raise
@@ -193,6 +200,8 @@ class Sender(Loop):
                     "Content-Type": "application/json", "Timbr-Delivery-Id": delivery_id, "Timbr-Event": event,
                     "Timbr-Attempt": str(attempt), signing.HEADER: signing.sign(secret, body)})
                 outcome = classify(status)
+            except Unresolvable as exc:
+                outcome, error = "retry", f"name resolution: {exc}"
             except TargetRefused as exc:
                 outcome, error = "failed", f"refused target: {exc}"
             except httpx.TimeoutException:

@@ -166,6 +166,24 @@ def test_target_guard():
     assert resolve("https://93.184.216.34/hook", allow_private=False) == ["93.184.216.34"]
 
 
+def test_the_readme_receiver_code_verifies_deliveries():
+    """The standard-library verifier the README gives receivers accepts what the dispatcher signs."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "def verify(raw_body" in b]
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - the README's own code, run as a receiver would
+    body = json.dumps({"job_id": "job_1", "status": "completed"}).encode()
+    header = signing.sign("whsec_abc", body)
+    assert namespace["verify"](body, header, "whsec_abc") == {"job_id": "job_1", "status": "completed"}
+    for raw, secret, sig in ((body + b" ", "whsec_abc", header), (body, "whsec_other", header),
+                             (body, "whsec_abc", signing.sign("whsec_abc", body, t=1_000_000_000))):
+        with pytest.raises(ValueError):
+            namespace["verify"](raw, sig, secret)
+
+
 def test_backoff_and_classification():
     for attempt in range(1, 12):
         delay = min(3600, 5 * 2 ** (attempt - 1))
@@ -208,6 +226,20 @@ def test_refused_targets_and_24_hours_of_failures_are_given_up(env, tmp_path):  
         [(d, attempts)] = jobs.webhook_deliveries(old.job_id, acc)
         assert d.status == "failed" and [a.outcome for a in attempts] == ["retry", "failed"]
         assert "given up after 24 h" in attempts[1].error
+        # An event of a job that ended more than 24 h ago (a group reading from the start) is not delivered.
+        assert enqueue(sessions, event(old, events_pb2.EVENT_TYPE_CANCELLED)) == "duplicate"
+        older = jobs.create_job(acc, "enhance", {}, {"file": "f1"}, webhook_url="http://127.0.0.1:9/hook")
+        jobs.cancel_job(older.job_id, acc)
+        with sessions.begin() as s:
+            s.get(JobRecord, older.job_id).finished_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)
+        assert enqueue(sessions, event(older, events_pb2.EVENT_TYPE_CANCELLED)) == "too_old"
+        # A host that does not resolve may come back: retried, not given up.
+        gone = jobs.create_job(acc, "enhance", {}, {"file": "f1"}, webhook_url="http://no-such-host.invalid/")
+        jobs.cancel_job(gone.job_id, acc)
+        assert enqueue(sessions, event(gone, events_pb2.EVENT_TYPE_CANCELLED)) == "queued"
+        allowed.step()
+        [(d, attempts)] = jobs.webhook_deliveries(gone.job_id, acc)
+        assert d.status == "pending" and attempts[0].outcome == "retry" and "resolution" in attempts[0].error
         allowed.close()
     finally:
         sender.close()
