@@ -416,7 +416,11 @@ def test_internal_grpc_token_from_the_secret_reaches_every_timbr_service(values)
         token = one(docs, "Secret", "timbr")["stringData"]["service-token"]
         assert len(token) == 48 and token.isalnum()
         assert token != one(docs, "Secret", "timbr")["stringData"]["signing-secret"]
-    names = ["timbr-gateway", "timbr-billing", "timbr-jobs", *(f"timbr-worker-{t}" for t in JOB_TYPES)]
+    # Every Timbr process reads CommonSettings, which refuses to start in production without it.
+    names = [d["metadata"]["name"] for d in find(docs, "Deployment")
+             if pod_spec(d)["containers"][0]["command"][:2] == ["python", "-m"]
+             and pod_spec(d)["containers"][0]["command"][2] != "services.inference.model_server"]
+    assert {"timbr-gateway", "timbr-billing", "timbr-jobs", *(f"timbr-worker-{t}" for t in JOB_TYPES)} <= set(names)
     for name in names:
         c = pod_spec(one(docs, "Deployment", name))["containers"][0]
         ref = env_of(c)["TIMBR_SERVICE_TOKEN"]["valueFrom"]["secretKeyRef"]
