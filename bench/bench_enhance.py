@@ -98,13 +98,46 @@ def true_peak(x: np.ndarray, rate: int) -> float:
     return 20 * math.log10(max(float(np.abs(up).max()), 1e-12))
 
 
+def _memo_client():
+    """The in-process models, answering a repeated request from memory.
+
+    The held-out section runs each pair through the pipeline once per preset; the EQ comes
+    after the model, so all four runs send the model the same samples. DeepFilterNet3 is
+    deterministic and stateless per call (``models/deepfilternet.py``), so its answer is
+    computed once per distinct input (the last few are kept) instead of four times. Only the
+    held-out section uses it: timings are measured without it.
+    """
+    import hashlib
+
+    import services.inference.models  # noqa: F401
+    from services.inference.model_client import InProcessModelClient
+
+    class Memo(InProcessModelClient):
+        def __init__(self) -> None:
+            super().__init__()
+            self._memo: dict[str, dict] = {}
+
+        def infer(self, model, inputs, parameters=None):
+            h = hashlib.sha1(repr((model, sorted((parameters or {}).items()))).encode())
+            for k in sorted(inputs):
+                h.update(k.encode() + np.ascontiguousarray(inputs[k]).tobytes())
+            key = h.hexdigest()
+            if key not in self._memo:
+                if len(self._memo) >= 16:
+                    self._memo.pop(next(iter(self._memo)))
+                self._memo[key] = super().infer(model, inputs, parameters)
+            return {k: v.copy() for k, v in self._memo[key].items()}
+
+    return Memo()
+
+
 class Job:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, memo: bool = False) -> None:
         import services.inference.models  # noqa: F401
         from services.inference.model_client import InProcessModelClient
         from services.inference.pipelines.enhance import EnhancePipeline
 
-        self.pipe = EnhancePipeline(InProcessModelClient())
+        self.pipe = EnhancePipeline(_memo_client() if memo else InProcessModelClient())
         self.root, self.n = root, 0
 
     def __call__(self, audio: np.ndarray, rate: int, **params):
@@ -355,7 +388,7 @@ def main() -> None:
     clean = speech()
     with tempfile.TemporaryDirectory() as tmp:
         job = Job(Path(tmp))
-        _heldout(job)
+        _heldout(Job(Path(tmp), memo=True))
         _quality(job, clean)
         _speed(job, clean)
     _memory()
