@@ -99,3 +99,43 @@ def test_property_no_header_or_query_value_gives_500(stack, signed, request_id, 
     for method, target, hdrs in probes:
         r = rawhttp.request(stack.gateway_port, method, target, hdrs)
         assert r.status < 500, (target, hdrs, r.status, r.body[:300])
+
+
+def _operations(api) -> list[tuple[str, str, list[dict]]]:
+    spec = api.get("/openapi.json").json()
+    return [(method.upper(), path, op.get("parameters", [])) for path, ops in sorted(spec["paths"].items())
+            for method, op in sorted(ops.items())]
+
+
+@pytest.fixture(scope="module")
+def operations(stack):
+    import httpx
+
+    with httpx.Client(base_url=stack.url, timeout=30) as api:
+        return _operations(api)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_property_no_parameter_of_any_operation_gives_500(stack, signed, operations, data):
+    """Every operation of the OpenAPI document, with arbitrary text in each of its path, query
+    and header parameters, an arbitrary x-request-id and a good, odd or missing token."""
+    _, _, acc, _ = signed
+    method, path, params = data.draw(st.sampled_from(operations), label="operation")
+    query, headers = [], [(b"x-request-id", data.draw(header_bytes, label="x-request-id"))]
+    for p in params:
+        value = data.draw(query_text, label=p["name"])
+        if p["in"] == "path":
+            path = path.replace("{" + p["name"] + "}", quote(value, safe="/" if p["name"] == "key" else "") or "x")
+        elif p["in"] == "query":
+            query.append(f"{quote(p['name'])}={quote(value)}")
+        elif p["in"] == "header":
+            headers.append((p["name"].encode(), value.encode("utf-8")))
+    auth = data.draw(st.one_of(st.just(acc.token.encode()), header_bytes), label="authorization")
+    headers = [(k, v) for k, v in headers + [(b"Authorization", auth)] if v]
+    body = b"{}" if method in ("POST", "PUT") else b""
+    if body:
+        headers += [(b"Content-Type", b"application/json"), (b"Content-Length", b"2")]
+    target = path + ("?" + "&".join(query) if query else "")
+    r = rawhttp.request(stack.gateway_port, method, target, headers, body)
+    assert r.status < 500, (method, target, headers, r.status, r.body[:300])
