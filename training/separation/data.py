@@ -365,17 +365,28 @@ def speech_pool(seed: int) -> dict[str, list]:
     return pool
 
 
-def build_pools(out: Path, seed: int = 1234, budget_s: float = 360.0) -> Path:
+def build_pools(out: Path, seed: int = 1234, budget_s: float = 240.0) -> Path:
+    """Generated material (MIDI, synthetic effects, espeak-ng) plus the real recordings of the
+    calibration packages (``real.py``), each split into train and held-out parts."""
+    from training.separation import real
+
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         music = music_pool(Path(tmp), n_generated=160, n_corpus=160, seed=seed, budget_s=budget_s)
-    print(f"music: {len(music['train'])} train / {len(music['test'])} held-out pieces "
-          f"({time.monotonic() - t0:.0f} s)", flush=True)
-    effects = effect_pool(seed, n_events=400, n_textures=60)
+    recorded = real.music()
+    print(f"music: {len(music['train'])} / {len(music['test'])} MIDI, {len(recorded['train'])} / "
+          f"{len(recorded['test'])} recorded pieces ({time.monotonic() - t0:.0f} s)", flush=True)
+    effects = effect_pool(seed, n_events=240, n_textures=40)
     speech = speech_pool(seed)
+    for split, part in real.effects().items():
+        music[split] += recorded[split]
+        for kind in ("events", "textures"):
+            effects[split][kind] += part[kind]
+    for split, voices in real.speech(seed).items():
+        speech[split] += voices
     print(f"effects: {[(s, len(v['events']), len(v['textures'])) for s, v in effects.items()]}, "
-          f"speech voices: {len(speech['train'])}/{len(speech['test'])} ({time.monotonic() - t0:.0f} s)", flush=True)
+          f"speech: {len(speech['train'])}/{len(speech['test'])} ({time.monotonic() - t0:.0f} s)", flush=True)
     arrays: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         for name, items in (("music", music[split]), ("events", effects[split]["events"]),

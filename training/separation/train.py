@@ -88,6 +88,62 @@ def export_onnx(model: MaskNet, path: Path) -> None:
                       opset_version=17, dynamo=False)
 
 
+def state_from_onnx(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of an exported MaskNet, read back from its ONNX file (to fine-tune shipped
+    weights). ONNX LSTM gates are ordered i, o, f, c; torch's i, f, c, o."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    lstms = [n for n in model.graph.node if n.op_type == "LSTM"]
+    mats = [init[n.input[1]] for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in init]
+
+    def gates(w: np.ndarray) -> torch.Tensor:
+        i, o, f, c = np.split(w, 4, axis=0)
+        return torch.from_numpy(np.concatenate([i, f, c, o], axis=0).copy())
+
+    state = {"inp.weight": torch.from_numpy(mats[0].T.copy()), "inp.bias": torch.from_numpy(init["inp.bias"].copy()),
+             "out.weight": torch.from_numpy(mats[1].T.copy()), "out.bias": torch.from_numpy(init["out.bias"].copy())}
+    for layer, node in enumerate(lstms):
+        w, r, b = (init[name] for name in node.input[1:4])
+        for d, suffix in enumerate(("", "_reverse")):
+            key = f"l{layer}{suffix}"
+            state[f"lstm.weight_ih_{key}"] = gates(w[d])
+            state[f"lstm.weight_hh_{key}"] = gates(r[d])
+            state[f"lstm.bias_ih_{key}"] = gates(b[d][: b.shape[1] // 2])
+            state[f"lstm.bias_hh_{key}"] = gates(b[d][b.shape[1] // 2:])
+    return state
+
+
+def _resume(path: str | None, model: MaskNet, opt, sched, rng: np.random.Generator) -> tuple[list, int]:
+    """Load a checkpoint written by ``_save`` if there is one: (log so far, first step to run)."""
+    if not path or not Path(path).exists():
+        return [], 1
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    print(f"resumed from {path} at step {state['step']}", flush=True)
+    return state["log"], state["step"] + 1
+
+
+def _save(args: argparse.Namespace, step: int, model: MaskNet, opt, sched, rng: np.random.Generator,
+          log: list) -> None:
+    """Resumable checkpoint (atomic rename) and, every --snapshot-every steps, a state dict to evaluate."""
+    if args.checkpoint:
+        tmp = Path(args.checkpoint + ".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step, "log": log},
+                   tmp)
+        tmp.replace(args.checkpoint)
+    if args.snapshots and step % args.snapshot_every == 0:
+        Path(args.snapshots).mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), Path(args.snapshots) / f"step{step:05d}.pt")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pools", default="var/separation/pools.npz")
@@ -98,22 +154,28 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--seed", type=int, default=20260101)
     ap.add_argument("--lowpass-prob", type=float, default=0.0, help="share of band-limited examples")
-    ap.add_argument("--init", default=None, help="start from this state dict (fine-tuning)")
+    ap.add_argument("--init", default=None, help="start from this state dict or ONNX export (fine-tuning)")
     ap.add_argument("--residuals", default=None, help="residuals.npz from residuals.py (pipeline-like inputs)")
     ap.add_argument("--residual-prob", type=float, default=0.5, help="share of batch items from --residuals")
     ap.add_argument("--max-lr", type=float, default=2e-3)
     ap.add_argument("--log", default="var/separation/train_log.json")
     ap.add_argument("--stop-step", type=int, default=None, help="stop here (schedule still spans --steps)")
     ap.add_argument("--max-minutes", type=float, default=34.0, help="stop early (and say so) past this")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--checkpoint", default=None, help="resumable state (model, optimiser, schedule, RNG): "
+                    "written every 100 steps, resumed from when it exists")
+    ap.add_argument("--snapshots", default=None, help="folder for a state dict every --snapshot-every steps")
+    ap.add_argument("--snapshot-every", type=int, default=500)
     args = ap.parse_args()
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     train, test = Pool(Path(args.pools), "train"), Pool(Path(args.pools), "test")
     model = MaskNet(hidden=args.hidden)
     if args.init:
-        model.load_state_dict(torch.load(args.init))
+        init = Path(args.init)
+        model.load_state_dict(state_from_onnx(init) if init.suffix == ".onnx" else torch.load(init))
     res = dict(np.load(args.residuals)) if args.residuals else None         # read once, not per access
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -121,10 +183,10 @@ def main() -> None:
     n = int(args.seconds * SR)
     val_rng = np.random.default_rng(args.seed + 1)
     val = [batch(test, val_rng, 8, n) for _ in range(3)]
-    t0 = time.monotonic()
-    log = []
-    step = 0
-    for step in range(1, args.steps + 1):
+    log, first = _resume(args.checkpoint, model, opt, sched, rng)
+    t0 = time.monotonic() - (log[-1]["minutes"] * 60 if log else 0.0)
+    step = first - 1
+    for step in range(first, args.steps + 1):
         model.train()
         music, effect = batch(train, rng, args.batch, n, args.lowpass_prob)
         mix = music + effect
@@ -155,6 +217,7 @@ def main() -> None:
             log.append({"step": step, "loss": round(loss.item(), 3), "val_music": round(m_sdr, 2),
                         "val_effect": round(e_sdr, 2), "minutes": round(elapsed, 1)})
             print(json.dumps(log[-1]), flush=True)
+            _save(args, step, model, opt, sched, rng, log)
             if step == args.stop_step:
                 print(f"stopping at step {step}: --stop-step", flush=True)
                 break

@@ -1,0 +1,260 @@
+"""Held-out 3-stem mixtures of real recordings, and the naive baseline scored beside the pipeline.
+
+Sources are evaluation packages only (``bench/heldout``): recorded voices (asterisk French,
+Russian, Italian, Spanish prompts), recorded music (wesnoth-1.16-music) and recorded effects
+(wesnoth-1.16-data sounds, colobot-common-sounds). None of them trains or calibrates anything.
+Each mixture: one voice's prompts joined with natural pauses, a stretch of one score, and 6-9
+effects placed at random; music and effect each at -6 +- 3 dB against the speech (RMS over the
+speech that sounds). Built on the fly from a fixed seed, never stored.
+
+Baseline (the same models composed plainly): speech = DeepFilterNet3's output alone; music /
+effect = HPSS (median filtering, Fitzgerald 2010) of the DeepFilterNet3 residual
+``mix - DeepFilterNet3(mix)``: harmonic -> music, percussive -> effect.
+
+    .venv/bin/python -m bench.separate_heldout [--weights music_effect.onnx ...]   # network only
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+R = 48000
+N_MIX, SECONDS, SEED = 12, 12.0, 16_016
+ROOT = Path("var/heldout/x")
+VOICE_DIRS = {
+    "asterisk-core-sounds-fr-wav": "asterisk-core-sounds-fr-wav/usr/share/asterisk/sounds",
+    "asterisk-core-sounds-ru-wav": "asterisk-core-sounds-ru-wav/usr/share/asterisk/sounds",
+    "asterisk-core-sounds-it-wav": "asterisk-core-sounds-it-wav/usr/share/asterisk/sounds",
+    "asterisk-prompt-it-menardi-wav": "asterisk-prompt-it-menardi-wav/usr/share/asterisk/sounds",
+}
+MUSIC_DIR = "wesnoth-1.16-music/usr/share/games/wesnoth/1.16/data/core/music"
+EFFECT_DIRS = {
+    "wesnoth-1.16-data": "wesnoth-1.16-data/usr/share/games/wesnoth/1.16/data/core/sounds",
+    "colobot-common-sounds": "colobot-common-sounds/usr/share/games/colobot/sounds",
+}
+
+
+@dataclass
+class Mixture:
+    voice: str
+    effects: str
+    speech: np.ndarray
+    music: np.ndarray
+    effect: np.ndarray
+
+    @property
+    def mix(self) -> np.ndarray:
+        return self.speech + self.music + self.effect
+
+
+def _files(rel: str, skip: str = "/ambient/") -> list[Path]:
+    return sorted(p for p in (ROOT / rel).rglob("*") if p.suffix in (".wav", ".ogg") and skip not in str(p))
+
+
+@functools.cache
+def _load(path: Path) -> np.ndarray:
+    from services.common.audio import read_audio
+
+    audio, _ = read_audio(path, R)
+    return audio.mean(axis=0).astype(np.float32)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
+
+
+def _speech(rng: np.random.Generator, files: list[Path], n: int) -> np.ndarray:
+    out, pos = np.zeros(n, np.float32), int(rng.uniform(0.2, 0.8) * R)
+    while pos < n - R:
+        x = _load(files[rng.integers(len(files))])
+        seg = x[: n - pos]
+        out[pos:pos + len(seg)] = seg / (np.max(np.abs(x)) + 1e-9)
+        pos += len(x) + int(rng.uniform(0.25, 0.9) * R)
+    return out
+
+
+def _music(rng: np.random.Generator, files: list[Path], n: int) -> np.ndarray:
+    for _ in range(20):
+        x = _load(files[rng.integers(len(files))])
+        if len(x) <= n:
+            continue
+        seg = x[(s := rng.integers(0, len(x) - n)):s + n]
+        if _rms(seg) > 0.3 * _rms(x):                                     # not a fade or a silence
+            return seg
+    return np.resize(x, n)
+
+
+def _effects(rng: np.random.Generator, files: list[Path], n: int) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    for _ in range(rng.integers(6, 10)):
+        x = _load(files[rng.integers(len(files))])[: 3 * R]
+        pos = int(rng.integers(0, max(1, n - len(x) // 2)))
+        seg = x[: n - pos]
+        out[pos:pos + len(seg)] += seg / (np.max(np.abs(x)) + 1e-9) * 10 ** (rng.uniform(-6, 0) / 20)
+    return out
+
+
+def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED) -> list[Mixture]:
+    """The held-out set: voice package cycles, effect package alternates, one score each."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * R)
+    music_files = _files(MUSIC_DIR)
+    out = []
+    for i in range(n_mix):
+        voice = list(VOICE_DIRS)[i % len(VOICE_DIRS)]
+        fx = list(EFFECT_DIRS)[i % len(EFFECT_DIRS)]
+        sp = _speech(rng, _files(VOICE_DIRS[voice]), n)
+        ref = _rms(sp[np.abs(sp) > 1e-4])
+        m = _music(rng, music_files, n)
+        e = _effects(rng, _files(EFFECT_DIRS[fx]), n)
+        m = m / _rms(m) * ref * 10 ** (rng.uniform(-9, -3) / 20)
+        e = e / _rms(e) * ref * 10 ** (rng.uniform(-9, -3) / 20)
+        scale = 0.5 / float(np.max(np.abs(sp + m + e)))
+        out.append(Mixture(voice, fx, sp * scale, (m * scale).astype(np.float32), (e * scale).astype(np.float32)))
+    return out
+
+
+def hpss_music(residual: np.ndarray, n_fft: int = 4096, kernel: int = 17) -> np.ndarray:
+    """The harmonic part of HPSS (soft mask H^2 / (H^2 + P^2)): the baseline's music stem."""
+    from services.inference.separation.stft import istft, stft
+
+    spec = stft(residual, n_fft, n_fft // 4)                              # (T, F)
+    mag = np.abs(spec)
+    h = median_filter(mag, size=(kernel, 1))
+    p = median_filter(mag, size=(1, kernel))
+    mask = h ** 2 / (h ** 2 + p ** 2 + 1e-12)
+    return istft(spec * mask, n_fft, n_fft // 4, len(residual))
+
+
+def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
+    est = est.astype(np.float64) - est.mean()
+    ref = ref.astype(np.float64) - ref.mean()
+    target = np.dot(est, ref) / (np.dot(ref, ref) + 1e-12) * ref
+    return float(10 * np.log10((target @ target + 1e-12) / ((est - target) @ (est - target) + 1e-12)))
+
+
+@dataclass
+class Stage:
+    """What the speech stage gives for one mixture: the pipeline's soft-masked speech and
+    DeepFilterNet3's raw output (the baseline), both at 48 kHz."""
+    speech: np.ndarray
+    dfn: np.ndarray
+
+
+def speech_stage(mixes: list[Mixture]) -> list[Stage]:
+    import services.inference.models  # noqa: F401 - registers the models
+    from services.inference.model_client import InProcessModelClient
+    from services.inference.pipelines.separate import SeparatePipeline
+
+    pipeline = SeparatePipeline(InProcessModelClient())
+    out = []
+    for m in mixes:
+        x = m.mix[None].astype(np.float32)
+        raw = pipeline.models.infer("speech_enhancer", {"audio": x[0]})["audio"]
+        out.append(Stage(pipeline._speech(x)[0], np.asarray(raw, np.float32).reshape(-1)[: x.shape[1]]))
+    return out
+
+
+def network_scores(mixes: list[Mixture], stages: list[Stage], weights: Path | None) -> list[dict]:
+    """music / effect SI-SDR of the network (``weights``) on the pipeline residual, per mixture."""
+    from services.inference.models.music_effect import MusicEffectSeparator
+
+    model = MusicEffectSeparator(weights)
+    model.load()
+    rows = []
+    for m, st in zip(mixes, stages, strict=True):
+        res = m.mix - st.speech
+        music = model.predict({"audio": res}, {"sample_rate": R})["music"]
+        rows.append({"music": si_sdr(music, m.music), "effect": si_sdr(res - music, m.effect)})
+    return rows
+
+
+def baseline_scores(mixes: list[Mixture], stages: list[Stage]) -> list[dict]:
+    rows = []
+    for m, st in zip(mixes, stages, strict=True):
+        res = m.mix - st.dfn
+        music = hpss_music(res)
+        rows.append({"speech": si_sdr(st.dfn, m.speech), "music": si_sdr(music, m.music),
+                     "effect": si_sdr(res - music, m.effect)})
+    return rows
+
+
+def cached(path: Path | None, n_mix: int = N_MIX) -> tuple[list[Mixture], list[Stage]]:
+    """Mixtures and their speech stage, kept in ``path`` (an npz under var/) between runs."""
+    if path and path.exists():
+        z = np.load(path)
+        mixes = [Mixture(str(z["voice"][i]), str(z["fx"][i]), z["speech"][i], z["music"][i], z["effect"][i])
+                 for i in range(len(z["voice"]))]
+        return mixes, [Stage(z["st_speech"][i], z["st_dfn"][i]) for i in range(len(mixes))]
+    mixes = mixtures(n_mix)
+    stages = speech_stage(mixes)
+    if path:
+        np.savez(path, voice=[m.voice for m in mixes], fx=[m.effects for m in mixes],
+                 speech=np.stack([m.speech for m in mixes]), music=np.stack([m.music for m in mixes]),
+                 effect=np.stack([m.effect for m in mixes]), st_speech=np.stack([s.speech for s in stages]),
+                 st_dfn=np.stack([s.dfn for s in stages]))
+    return mixes, stages
+
+
+def pipeline_rows(run, mixes: list[Mixture], stages: list[Stage], tmp: Path) -> list[dict]:
+    """Run the real pipeline (``run(src, work, type) -> stems``) on each mixture; score it and the
+    baseline (from ``stages``) on the same audio. One row per mixture and stem."""
+    import soundfile as sf
+
+    rows = []
+    for i, (m, st) in enumerate(zip(mixes, stages, strict=True)):
+        src = tmp / f"heldout{i}.wav"
+        sf.write(str(src), m.mix, R, subtype="FLOAT")
+        me = run(src, tmp / f"ho_me{i}", "dialogue-me")
+        dme = run(src, tmp / f"ho_dme{i}", "dialogue-music-effect")
+        base = baseline_scores([m], [st])[0]
+        base_me = si_sdr(m.mix - st.dfn, m.music + m.effect)
+        got = {"speech": si_sdr(me["speech"], m.speech), "me": si_sdr(me["me"], m.music + m.effect),
+               "music": si_sdr(dme["music"], m.music), "effect": si_sdr(dme["effect"], m.effect)}
+        for stem, value in got.items():
+            source = m.voice if stem in ("speech", "me") else m.effects
+            rows.append({"stem": stem, "source": source, "timbr": value,
+                         "baseline": base_me if stem == "me" else base[stem]})
+    return rows
+
+
+GOALS = {"speech": 10.0, "me": None, "music": 3.0, "effect": 3.0}
+
+
+def print_table(rows: list[dict]) -> None:
+    """Per stem: every source, then all; Timbr, the baseline and the difference (dB SI-SDR)."""
+    print(f"{'stem':<7} {'source':<32} {'Timbr':>7} {'baseline':>9} {'diff':>7}  goal")
+    for stem, goal in GOALS.items():
+        sel = [r for r in rows if r["stem"] == stem]
+        for source in sorted({r["source"] for r in sel}) + ["all"]:
+            part = [r for r in sel if source in ("all", r["source"])]
+            t, b = np.mean([r["timbr"] for r in part]), np.mean([r["baseline"] for r in part])
+            mark = "" if goal is None or source != "all" else f">= {goal:.0f} {'met' if t >= goal else 'MISSED'}"
+            print(f"{stem:<7} {source:<32} {t:7.2f} {b:9.2f} {t - b:+7.2f}  {mark}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", nargs="*", default=[], help="ONNX files to score (default: the shipped one)")
+    ap.add_argument("-n", type=int, default=N_MIX)
+    ap.add_argument("--cache", default=None, help="npz that keeps the mixtures and their speech stage")
+    args = ap.parse_args()
+    mixes, stages = cached(Path(args.cache) if args.cache else None, args.n)
+    base = baseline_scores(mixes, stages)
+    b_m, b_e = np.mean([r["music"] for r in base]), np.mean([r["effect"] for r in base])
+    print(f"baseline (HPSS on the DFN3 residual): music {b_m:6.2f}  effect {b_e:6.2f}", flush=True)
+    for w in args.weights or [None]:
+        rows = network_scores(mixes, stages, Path(w) if w else None)
+        mu, ef = np.mean([r["music"] for r in rows]), np.mean([r["effect"] for r in rows])
+        print(f"{w or 'shipped':<50} music {mu:6.2f} ({mu - b_m:+5.2f})  effect {ef:6.2f} ({ef - b_e:+5.2f})",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
