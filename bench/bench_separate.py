@@ -105,19 +105,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _heldout(pipeline, tmp: Path) -> None:
-    """The held-out set of real recordings (bench/separate_heldout.py) against its baseline."""
-    from bench import separate_heldout as HO
-
-    mixes = HO.mixtures()
-    stages = HO.speech_stage(mixes)
-    rows = HO.pipeline_rows(lambda src, work, kind: _run(pipeline, src, work, kind)[0], mixes, stages, tmp)
-    print(f"held-out real recordings: {len(mixes)} x {HO.SECONDS:.0f} s at 48 kHz, music and effect at "
-          "-6 +- 3 dB re speech; SI-SDR in dB; baseline: DeepFilterNet3 alone (speech, me = input - it), "
-          "HPSS of its residual (music, effect)")
-    HO.print_table(rows)
-
-
 def main() -> None:
     import services.inference.models  # noqa: F401 - registers the models
     from services.inference.model_client import InProcessModelClient
@@ -132,7 +119,9 @@ def main() -> None:
     me_rows, dme_rows, base_rows, oracle_rows = [], [], [], []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        _heldout(pipeline, tmp)
+        from bench import separate_heldout
+
+        separate_heldout.pipeline_table(tmp)
         print(f"\nsynthetic set (espeak-ng voices, generated MIDI and effects): {N_MIX} x {SECONDS:.0f} s")
         for i in range(N_MIX):
             mx = H.mixture(200 + i, SECONDS, R, music_db=-6 + rng.uniform(-3, 3),

@@ -1,8 +1,8 @@
 """Held-out 3-stem mixtures of real recordings, and the naive baseline scored beside the pipeline.
 
-Sources are evaluation packages only (``bench/heldout``): recorded voices (asterisk French,
-Russian, Italian, Spanish prompts), recorded music (wesnoth-1.16-music) and recorded effects
-(wesnoth-1.16-data sounds, colobot-common-sounds). None of them trains or calibrates anything.
+Sources are the evaluation side of ``bench/heldout`` only: recorded voices (the six asterisk
+French, Russian, Italian and Spanish voices), recorded music (wesnoth-1.16-music) and recorded
+effects (wesnoth-1.16-data sounds, colobot-common-sounds). None of them trains or calibrates anything.
 Each mixture: one voice's prompts joined with natural pauses, a stretch of one score, and 6-9
 effects placed at random; music and effect each at -6 +- 3 dB against the speech (RMS over the
 speech that sounds). Built on the fly from a fixed seed, never stored.
@@ -24,20 +24,10 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import median_filter
 
+from bench.heldout import sources as ho
+
 R = 48000
 N_MIX, SECONDS, SEED = 12, 12.0, 16_016
-ROOT = Path("var/heldout/x")
-VOICE_DIRS = {
-    "asterisk-core-sounds-fr-wav": "asterisk-core-sounds-fr-wav/usr/share/asterisk/sounds",
-    "asterisk-core-sounds-ru-wav": "asterisk-core-sounds-ru-wav/usr/share/asterisk/sounds",
-    "asterisk-core-sounds-it-wav": "asterisk-core-sounds-it-wav/usr/share/asterisk/sounds",
-    "asterisk-prompt-it-menardi-wav": "asterisk-prompt-it-menardi-wav/usr/share/asterisk/sounds",
-}
-MUSIC_DIR = "wesnoth-1.16-music/usr/share/games/wesnoth/1.16/data/core/music"
-EFFECT_DIRS = {
-    "wesnoth-1.16-data": "wesnoth-1.16-data/usr/share/games/wesnoth/1.16/data/core/sounds",
-    "colobot-common-sounds": "colobot-common-sounds/usr/share/games/colobot/sounds",
-}
 
 
 @dataclass
@@ -53,16 +43,9 @@ class Mixture:
         return self.speech + self.music + self.effect
 
 
-def _files(rel: str, skip: str = "/ambient/") -> list[Path]:
-    return sorted(p for p in (ROOT / rel).rglob("*") if p.suffix in (".wav", ".ogg") and skip not in str(p))
-
-
 @functools.cache
 def _load(path: Path) -> np.ndarray:
-    from services.common.audio import read_audio
-
-    audio, _ = read_audio(path, R)
-    return audio.mean(axis=0).astype(np.float32)
+    return ho.load(path, R)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -100,19 +83,27 @@ def _effects(rng: np.random.Generator, files: list[Path], n: int) -> np.ndarray:
     return out
 
 
-def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED) -> list[Mixture]:
-    """The held-out set: voice package cycles, effect package alternates, one score each."""
+def _by_source(items: list) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for item in items:
+        out.setdefault(item.source, []).append(item.path)
+    return out
+
+
+def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED, role: str = "eval") -> list[Mixture]:
+    """The held-out set: the voice source cycles, the effect source alternates, music is drawn.
+    ``role="calib"`` builds the same kind of set from the calibration packages, to tune on."""
     rng = np.random.default_rng(seed)
     n = int(seconds * R)
-    music_files = _files(MUSIC_DIR)
+    voices, effects = _by_source(ho.voices(role)), _by_source(ho.clips("effect", role))
+    music_files = [c.path for c in ho.clips("music", role)]
     out = []
     for i in range(n_mix):
-        voice = list(VOICE_DIRS)[i % len(VOICE_DIRS)]
-        fx = list(EFFECT_DIRS)[i % len(EFFECT_DIRS)]
-        sp = _speech(rng, _files(VOICE_DIRS[voice]), n)
+        voice, fx = sorted(voices)[i % len(voices)], sorted(effects)[i % len(effects)]
+        sp = _speech(rng, voices[voice], n)
         ref = _rms(sp[np.abs(sp) > 1e-4])
         m = _music(rng, music_files, n)
-        e = _effects(rng, _files(EFFECT_DIRS[fx]), n)
+        e = _effects(rng, effects[fx], n)
         m = m / _rms(m) * ref * 10 ** (rng.uniform(-9, -3) / 20)
         e = e / _rms(e) * ref * 10 ** (rng.uniform(-9, -3) / 20)
         scale = 0.5 / float(np.max(np.abs(sp + m + e)))
@@ -185,14 +176,14 @@ def baseline_scores(mixes: list[Mixture], stages: list[Stage]) -> list[dict]:
     return rows
 
 
-def cached(path: Path | None, n_mix: int = N_MIX) -> tuple[list[Mixture], list[Stage]]:
+def cached(path: Path | None, n_mix: int = N_MIX, role: str = "eval") -> tuple[list[Mixture], list[Stage]]:
     """Mixtures and their speech stage, kept in ``path`` (an npz under var/) between runs."""
     if path and path.exists():
         z = np.load(path)
         mixes = [Mixture(str(z["voice"][i]), str(z["fx"][i]), z["speech"][i], z["music"][i], z["effect"][i])
                  for i in range(len(z["voice"]))]
         return mixes, [Stage(z["st_speech"][i], z["st_dfn"][i]) for i in range(len(mixes))]
-    mixes = mixtures(n_mix)
+    mixes = mixtures(n_mix, role=role)
     stages = speech_stage(mixes)
     if path:
         np.savez(path, voice=[m.voice for m in mixes], fx=[m.effects for m in mixes],
@@ -239,17 +230,51 @@ def print_table(rows: list[dict]) -> None:
             print(f"{stem:<7} {source:<32} {t:7.2f} {b:9.2f} {t - b:+7.2f}  {mark}")
 
 
+def pipeline_table(tmp: Path) -> None:
+    """What ``make bench`` prints: the real pipeline on the held-out set against the baseline."""
+    import soundfile as sf
+
+    import services.inference.models  # noqa: F401 - registers the models
+    from services.inference.model_client import InProcessModelClient
+    from services.inference.pipeline import JobContext
+    from services.inference.pipelines.separate import SeparatePipeline
+
+    pipeline = SeparatePipeline(InProcessModelClient())
+
+    def run(src: Path, work: Path, kind: str) -> dict[str, np.ndarray]:
+        work.mkdir(parents=True, exist_ok=True)
+        ctx = JobContext("bench", "bench", "separate", {"file_id": "f", "separation_type": kind, "bit_depth": 32},
+                         {"file": src}, work)
+        results = pipeline.run(ctx)
+        return {r.name.split(".")[0]: sf.read(str(r.path), dtype="float32")[0] for r in results
+                if r.name != "manifest.json"}
+
+    mixes = mixtures()
+    rows = pipeline_rows(run, mixes, speech_stage(mixes), tmp)
+    print(f"held-out real recordings: {len(mixes)} x {SECONDS:.0f} s at 48 kHz, music and effect at -6 +- 3 dB "
+          "re speech; SI-SDR in dB; baseline: DeepFilterNet3 alone (speech; me = input - it), HPSS of its "
+          "residual (music, effect)")
+    print_table(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", nargs="*", default=[], help="ONNX files to score (default: the shipped one)")
+    ap.add_argument("--weights", nargs="*", default=None, help="score these ONNX networks on the cached speech "
+                    "stage instead of running the pipeline ('' = the shipped one)")
     ap.add_argument("-n", type=int, default=N_MIX)
     ap.add_argument("--cache", default=None, help="npz that keeps the mixtures and their speech stage")
     args = ap.parse_args()
+    if args.weights is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pipeline_table(Path(tmp))
+        return
     mixes, stages = cached(Path(args.cache) if args.cache else None, args.n)
     base = baseline_scores(mixes, stages)
     b_m, b_e = np.mean([r["music"] for r in base]), np.mean([r["effect"] for r in base])
     print(f"baseline (HPSS on the DFN3 residual): music {b_m:6.2f}  effect {b_e:6.2f}", flush=True)
-    for w in args.weights or [None]:
+    for w in args.weights or [""]:
         rows = network_scores(mixes, stages, Path(w) if w else None)
         mu, ef = np.mean([r["music"] for r in rows]), np.mean([r["effect"] for r in rows])
         print(f"{w or 'shipped':<50} music {mu:6.2f} ({mu - b_m:+5.2f})  effect {ef:6.2f} ({ef - b_e:+5.2f})",

@@ -365,26 +365,20 @@ def speech_pool(seed: int) -> dict[str, list]:
     return pool
 
 
-def build_pools(out: Path, seed: int = 1234, budget_s: float = 240.0) -> Path:
-    """Generated material (MIDI, synthetic effects, espeak-ng) plus the real recordings of the
-    calibration packages (``real.py``), each split into train and held-out parts."""
-    from training.separation import real
-
+def build_pools(out: Path, seed: int = 1234, budget_s: float = 360.0, recorded: bool = False) -> Path:
+    """Generated material (MIDI, synthetic effects, espeak-ng); with ``recorded``, also the real
+    recordings and voices of the calibration packages (``real.py``) and fewer generated effects.
+    Each pool is split into train and held-out parts."""
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         music = music_pool(Path(tmp), n_generated=160, n_corpus=160, seed=seed, budget_s=budget_s)
-    recorded = real.music()
-    print(f"music: {len(music['train'])} / {len(music['test'])} MIDI, {len(recorded['train'])} / "
-          f"{len(recorded['test'])} recorded pieces ({time.monotonic() - t0:.0f} s)", flush=True)
-    effects = effect_pool(seed, n_events=240, n_textures=40)
+    print(f"music: {len(music['train'])} train / {len(music['test'])} held-out pieces "
+          f"({time.monotonic() - t0:.0f} s)", flush=True)
+    effects = effect_pool(seed, n_events=240 if recorded else 400, n_textures=40 if recorded else 60)
     speech = speech_pool(seed)
-    for split, part in real.effects().items():
-        music[split] += recorded[split]
-        for kind in ("events", "textures"):
-            effects[split][kind] += part[kind]
-    for split, voices in real.speech(seed).items():
-        speech[split] += voices
+    if recorded:
+        _add_recorded(seed, music, effects, speech)
     print(f"effects: {[(s, len(v['events']), len(v['textures'])) for s, v in effects.items()]}, "
           f"speech: {len(speech['train'])}/{len(speech['test'])} ({time.monotonic() - t0:.0f} s)", flush=True)
     arrays: dict[str, np.ndarray] = {}
@@ -395,6 +389,19 @@ def build_pools(out: Path, seed: int = 1234, budget_s: float = 240.0) -> Path:
             arrays[f"{split}_{name}_offsets"] = np.cumsum([0] + [len(x) for x in items])
     np.savez(out, **arrays)
     return out
+
+
+def _add_recorded(seed: int, music: dict, effects: dict, speech: dict) -> None:
+    from training.separation import real
+
+    for split, pieces in real.music().items():
+        music[split] += pieces
+    for split, part in real.effects().items():
+        for kind in ("events", "textures"):
+            effects[split][kind] += part[kind]
+    for split, voices in real.speech(seed).items():
+        speech[split] += voices
+    print(f"with recordings: music {len(music['train'])} / {len(music['test'])} pieces", flush=True)
 
 
 class Pool:
@@ -448,7 +455,12 @@ def make_mixture(pool: Pool, rng: np.random.Generator, n: int) -> tuple[np.ndarr
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    path = build_pools(Path(sys.argv[1] if len(sys.argv) > 1 else "var/separation/pools.npz"))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default="var/separation/pools.npz")
+    ap.add_argument("--recorded", action="store_true", help="add the calibration packages' recordings")
+    ap.add_argument("--budget-s", type=float, default=360.0, help="time budget of the MIDI rendering")
+    args = ap.parse_args()
+    path = build_pools(Path(args.out), budget_s=args.budget_s, recorded=args.recorded)
     print(f"wrote {path}")

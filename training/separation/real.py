@@ -1,8 +1,8 @@
 """Real recordings for training the music/effect network: calibration packages only.
 
 The held-out split of ``bench/heldout`` is by Debian package. What trains here comes only from
-the packages on the calibration side, never from the ones that evaluate (wesnoth-1.16-music,
-wesnoth-1.16-data, colobot-common-sounds and the evaluation voices):
+its ``calib`` side (``ho.clips(kind, "calib")``, ``ho.voices("calib")``), never from the packages
+that evaluate (wesnoth-1.16-music, wesnoth-1.16-data, colobot-common-sounds, the eval voices):
 
 - music: supertuxkart-data ``music/``, extremetuxracer-data ``music/`` (recorded and produced
   game scores: orchestra, rock, electronic, folk);
@@ -24,30 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.heldout import sources as ho
 from services.common.audio import read_audio
 from training.separation.data import SENTENCES, SR, _peak_norm, is_test
 
-HELDOUT_X = Path("var/heldout/x")
-STK = "supertuxkart-data/usr/share/games/supertuxkart/data"
-ETR = "extremetuxracer-data/usr/share/games/etr"
-MUSIC_DIRS = [f"{STK}/music", f"{ETR}/music"]
-EFFECT_DIRS = [f"{STK}/sfx", f"{ETR}/sounds"]
-AMBIENCE = ("rain", "river_loop", "waterfall_loop_2", "lenautile_restaurant", "exotic-birds", "fireworks_show",
-            "static-radio")
 # supertuxkart sfx that are music (jingles, fanfares) or speech, not effects.
 NOT_EFFECTS = ("fanfare", "gp_end", "race_finish", "pre_start_race", "start_race", "track_intro", "gnu_flute",
                "sara_airport_pa", "WilhelmScream", "ugh", "wee", "goal_scored")
-ASTERISK = ["asterisk-core-sounds-en-wav/usr/share/asterisk/sounds",
-            "asterisk-core-sounds-es-wav/usr/share/asterisk/sounds"]
 ESPEAK_VOICES = ["en-us", "en", "en-gb-scotland", "en-029", "de", "fr", "es", "it", "pl", "sv", "cs", "hu",
                  "ro", "tr", "el", "fi", "da", "id", "sw", "hi"]
 ESPEAK_VARIANTS = ["", "+m1", "+m3", "+m5", "+f1", "+f2", "+f4", "+croak", "+klatt", "+whisper"]
 FLITE_VOICES = ["kal", "awb", "rms", "slt"]
 AUDIO_EXT = (".ogg", ".wav", ".oga", ".flac")
-
-
-def _files(dirs: list[str], root: Path) -> list[Path]:
-    return sorted(p for d in dirs for p in (root / d).rglob("*") if p.suffix in AUDIO_EXT)
 
 
 def _mono(path: Path) -> np.ndarray | None:
@@ -58,10 +46,10 @@ def _mono(path: Path) -> np.ndarray | None:
     return audio.mean(axis=0)
 
 
-def music(root: Path = HELDOUT_X, piece_s: float = 20.0, max_s: float = 80.0) -> dict[str, list]:
+def music(piece_s: float = 20.0, max_s: float = 80.0) -> dict[str, list]:
     """Recorded scores cut into pieces (at most ``max_s`` of each track), split by file name."""
     pool: dict[str, list] = {"train": [], "test": []}
-    for p in _files(MUSIC_DIRS, root):
+    for p in (c.path for c in ho.clips("music", "calib")):
         x = _mono(p)
         if x is None or len(x) < 5 * SR:
             continue
@@ -73,26 +61,28 @@ def music(root: Path = HELDOUT_X, piece_s: float = 20.0, max_s: float = 80.0) ->
     return pool
 
 
-def effects(root: Path = HELDOUT_X) -> dict[str, dict[str, list]]:
-    """Recorded game sounds (events) and ambience loops (textures), split by file name."""
+def effects() -> dict[str, dict[str, list]]:
+    """Recorded game sounds (events) and ambience loops (textures), split by file name. The
+    freedesktop sounds come through ``data.EFFECT_GLOBS`` already."""
     pool = {s: {"events": [], "textures": []} for s in ("train", "test")}
-    for p in _files(EFFECT_DIRS, root):
-        if any(tag in p.stem for tag in NOT_EFFECTS):
+    clips = [(c, "events") for c in ho.clips("effect", "calib") if c.source != "freedesktop"]
+    for clip, kind in clips + [(c, "textures") for c in ho.clips("ambience", "calib")]:
+        if any(tag in clip.path.stem for tag in NOT_EFFECTS):
             continue
+        p = clip.path
         x = _mono(p)
         if x is None or len(x) < SR // 20:
             continue
-        kind = "textures" if p.stem in AMBIENCE or len(x) > 6 * SR else "events"
+        kind = "textures" if len(x) > 6 * SR else kind
         pool["test" if is_test(p.name) else "train"][kind].append(_peak_norm(x[: 30 * SR]))
     return pool
 
 
-def speech(seed: int, n_asterisk: int = 60, n_espeak: int = 60, n_flite: int = 16,
-           root: Path = HELDOUT_X) -> dict[str, list]:
+def speech(seed: int, n_asterisk: int = 60, n_espeak: int = 60, n_flite: int = 16) -> dict[str, list]:
     """Calibration voices: Allison's recorded prompts joined with pauses, espeak-ng, flite."""
     rng = random.Random(seed)
     pool: dict[str, list] = {"train": [], "test": []}
-    prompts = _files(ASTERISK, root)
+    prompts = [u.path for u in ho.voices("calib")]
     for i in range(n_asterisk):
         parts = []
         for p in rng.sample(prompts, 6):
@@ -110,7 +100,7 @@ def speech(seed: int, n_asterisk: int = 60, n_espeak: int = 60, n_flite: int = 1
                        "-w", str(out), text]
             else:
                 cmd = ["flite", "-voice", FLITE_VOICES[i % len(FLITE_VOICES)], "-t", text, "-o", str(out)]
-            if subprocess.run(cmd, capture_output=True, timeout=60).returncode != 0:
+            if subprocess.run(cmd, check=False, capture_output=True, timeout=60).returncode != 0:
                 continue
             x = _mono(out)
             if x is not None and len(x) > SR:

@@ -7,8 +7,8 @@ on such residuals, so this module builds examples the same way: train-split spee
 music and effects mixed at 48 kHz, the pipeline's own speech stage run on them (through
 ``ModelClient``), and the residual (16 kHz) stored with its music and effect targets; the
 speech the stage left behind is part of the effect target. Speech, music and effects come from
-the pools (``data.py``), so from the calibration packages and generated material only:
-Allison's recorded prompts (8 kHz, as telephone-band dialogue), espeak-ng and flite voices.
+the pools (``data.py``): generated material, and with ``--recorded`` pools the calibration
+packages' recordings and voices too, never an evaluation package.
 
     python -m training.separation.residuals var/separation/pools.npz var/separation/residuals.npz
 """
@@ -42,7 +42,7 @@ def build(pools: Path, out: Path, n: int = 240, seconds: float = 4.0, seed: int 
         music, effect = make_mixture(pool, rng, m16)
         sp = _segment(rng, pool.items["speech"][rng.integers(len(pool.items["speech"]))], m16)
         bg = _rms(music + effect)
-        sp = sp / _rms(sp) * bg * 10 ** (rng.uniform(-3, 12) / 20)         # speech -3..12 dB over background
+        sp = sp / _rms(sp) * bg * 10 ** (rng.uniform(0, 12) / 20)          # speech 0..12 dB over background
         up = resample(np.stack([sp, music, effect]), SR, RATE)
         mix = up.sum(axis=0, keepdims=True)
         speech_est = pipeline._speech(mix)                                 # (1, N) at 48 kHz
