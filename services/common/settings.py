@@ -37,6 +37,12 @@ class CommonSettings(BaseSettings):
     storage_backend: Literal["local", "gcs"] = "local"
     storage_root: Path = Path("var/storage")
     gcs_bucket: str = ""
+    # An emulator or private endpoint for the GCS API and the signed URLs (empty: Google's).
+    gcs_endpoint: str = ""
+    # Without a key file (Workload Identity) URLs are signed through IAM signBlob as this
+    # service account (empty: the one the credentials belong to).
+    gcs_signing_email: str = ""
+    gcs_iam_endpoint: str = "https://iamcredentials.googleapis.com"
     signing_secret: str = DEV_SIGNING_SECRET
     public_url: str = "http://127.0.0.1:8000"
     signed_url_ttl_s: int = 3600

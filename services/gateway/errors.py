@@ -6,7 +6,7 @@ rate_limited (429, with ``retry_after_s`` and a Retry-After header),
 invalid_audio (422), invalid_webhook_url (422), payload_too_large (413), invalid_signature /
 url_expired (403), invalid_state / file_in_use / idempotency_conflict / idempotency_in_progress
 (409), deleted / expired (410: removed from storage on request / by retention),
-service_unavailable (503), internal_error (500).
+service_unavailable / storage_unavailable (503, with Retry-After), internal_error (500).
 gRPC failures from the jobs and billing services are mapped here and nowhere else.
 """
 
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.grpc_util import ERROR_CODE_KEY, error_details
 from services.common.logging import get_logger
+from services.common.storage import StorageUnavailable
 
 log = get_logger(__name__)
 
@@ -78,6 +79,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
         return response_for(exc)
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage(_: Request, exc: StorageUnavailable):
+        log.warning("storage.unavailable", error=str(exc))
+        return JSONResponse(error_body("storage_unavailable", "storage is unavailable, retry shortly"), 503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(grpc.RpcError)
     async def _grpc_error(request: Request, exc: grpc.RpcError):

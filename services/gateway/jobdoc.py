@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import jobs_pb2
 from services.common.settings import CommonSettings
-from services.common.storage import Storage
+from services.common.storage import Storage, StorageUnavailable
 from services.gateway import viewer_links
 from services.gateway.schemas import ErrorOut, JobOut, ResultOut
 
+log = get_logger(__name__)
 STATUS = {jobs_pb2.JOB_STATUS_QUEUED: "queued", jobs_pb2.JOB_STATUS_RUNNING: "running",
           jobs_pb2.JOB_STATUS_COMPLETED: "completed", jobs_pb2.JOB_STATUS_FAILED: "failed",
           jobs_pb2.JOB_STATUS_CANCELLED: "cancelled"}
@@ -24,13 +26,25 @@ def pb_time(ts) -> dt.datetime | None:
     return ts.ToDatetime(tzinfo=dt.UTC) if ts.seconds or ts.nanos else None
 
 
-def job_document(job: jobs_pb2.Job, storage: Storage, settings: CommonSettings) -> JobOut:
+def _sign(storage: Storage, key: str, ttl: int, name: str, partial: bool) -> str | None:
+    try:
+        return storage.signed_url(key, ttl, name)
+    except StorageUnavailable as exc:
+        if not partial:
+            raise
+        log.warning("storage.sign_failed", key=key, error=str(exc))
+        return None
+
+
+def job_document(job: jobs_pb2.Job, storage: Storage, settings: CommonSettings, partial: bool = False) -> JobOut:
+    """``partial``: a result URL that cannot be signed now is null (a list still lists) instead of
+    ``StorageUnavailable`` (503 ``storage_unavailable``)."""
     status = STATUS[job.status]
     results = []
     if status == "completed" and not job.results_removed:
         ttl = settings.signed_url_ttl_s
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
-        results = [ResultOut(name=r.name, url=storage.signed_url(r.storage_key, ttl, r.name),
+        results = [ResultOut(name=r.name, url=_sign(storage, r.storage_key, ttl, r.name, partial),
                              content_type=r.content_type, size_bytes=r.size_bytes, expires_at=expires)
                    for r in job.results]
     error = ErrorOut(code=job.error_code, message=job.error_message) if job.error_code else None

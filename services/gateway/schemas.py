@@ -42,7 +42,9 @@ class ErrorOut(BaseModel):
 
 class ResultOut(BaseModel):
     name: str
-    url: str = Field(description="Signed download URL, valid until expires_at")
+    url: str | None = Field(description="Signed download URL, valid until expires_at; null in a job list "
+                                        "when storage could not sign it (the job itself answers 503 "
+                                        "`storage_unavailable` then)")
     content_type: str
     size_bytes: int
     expires_at: dt.datetime

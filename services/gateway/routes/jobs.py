@@ -21,12 +21,13 @@ from services.gateway.schemas import (
 router = APIRouter(tags=["Jobs"])
 
 
-def job_out(job: jobs_pb2.Job, clients: Clients) -> JobOut:
-    return job_document(job, clients.storage, clients.settings)
+def job_out(job: jobs_pb2.Job, clients: Clients, partial: bool = False) -> JobOut:
+    return job_document(job, clients.storage, clients.settings, partial)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, summary="Get a job's status and results",
-            responses={404: {"description": "No such job for this account (`job_not_found`)"}})
+            responses={404: {"description": "No such job for this account (`job_not_found`)"},
+                       503: {"description": "Result URLs cannot be signed now (`storage_unavailable`); retry"}})
 def get_job(job_id: str, caller: CurrentAccount, clients: ClientsDep) -> JobOut:
     job = clients.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id, account_id=caller.account_id),
                               timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata)
@@ -37,7 +38,7 @@ def get_job(job_id: str, caller: CurrentAccount, clients: ClientsDep) -> JobOut:
 def list_jobs(caller: CurrentAccount, clients: ClientsDep, limit: int = Query(50, ge=1, le=500)) -> JobList:
     resp = clients.jobs.ListJobs(jobs_pb2.ListJobsRequest(account_id=caller.account_id, limit=limit),
                                  timeout=clients.settings.grpc_timeout_s, metadata=caller.metadata)
-    return JobList(jobs=[job_out(j, clients) for j in resp.jobs])
+    return JobList(jobs=[job_out(j, clients, partial=True) for j in resp.jobs])
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a queued or running job",
