@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_EVENTS
@@ -57,17 +56,25 @@ def test_the_stack_publishes_exactly_one_end_per_job(api, make_account, stack):
     assert wait_job(api, acc.headers, done)["status"] == "completed"
     assert api.post(f"/v1/jobs/{queued}/cancel", headers=acc.headers).status_code == 200
 
-    consumer = KafkaConsumer(TOPIC_EVENTS, bootstrap_servers=f"127.0.0.1:{stack.kafka_port}",
-                             group_id=f"test-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-                             consumer_timeout_ms=2000)
+    # Read the topic from the start without a consumer group (no join to wait for), until both
+    # ends are seen and then to the end of every partition, so a second end would be seen too.
+    consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{stack.kafka_port}", enable_auto_commit=False)
+    tps = [TopicPartition(TOPIC_EVENTS, p) for p in consumer.partitions_for_topic(TOPIC_EVENTS)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
     ends: dict[str, list[int]] = {done: [], queued: []}
     deadline = time.monotonic() + 30
     try:
-        while time.monotonic() < deadline and not all(ends.values()):
-            for record in consumer:
-                e = events_pb2.JobEvent.FromString(record.value)
-                if e.job_id in ends and e.type in END:
-                    ends[e.job_id].append(e.type)
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=300).values():
+                for record in records:
+                    e = events_pb2.JobEvent.FromString(record.value)
+                    if e.job_id in ends and e.type in END:
+                        ends[e.job_id].append(e.type)
+            if all(ends.values()):
+                last = consumer.end_offsets(tps)
+                if all(consumer.position(tp) >= last[tp] for tp in tps):
+                    break
     finally:
         consumer.close()
     assert ends == {done: [events_pb2.EVENT_TYPE_COMPLETED], queued: [events_pb2.EVENT_TYPE_CANCELLED]}
