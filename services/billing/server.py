@@ -130,4 +130,5 @@ def serve(settings, service: BillingService | None = None):
     service = service or BillingService(open_database("billing", settings.database_url))
     return make_server("billing", settings.grpc_listen,
                        lambda s: pb_grpc.add_BillingServicer_to_server(BillingServicer(service), s),
-                       service_token=settings.service_token)
+                       service_token=settings.service_token,
+                       service_names=(pb.DESCRIPTOR.services_by_name["Billing"].full_name,))

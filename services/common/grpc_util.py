@@ -14,6 +14,7 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from prometheus_client import Histogram
 
 from services.common.logging import bound_contextvars, get_logger
@@ -22,7 +23,8 @@ RPC_LATENCY = Histogram("timbr_grpc_request_duration_seconds", "gRPC handler lat
                         ["service", "method", "code"])
 REQUEST_ID_KEY = "x-request-id"
 SERVICE_TOKEN_KEY = "authorization"
-_OPEN_METHODS = "/grpc.health.v1.Health/"
+# Health (probes) and reflection (the schema, no data) answer without the service token.
+_OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 log = get_logger(__name__)
 
 
@@ -80,8 +82,13 @@ class _ObservingInterceptor(grpc.ServerInterceptor):
 
 
 def make_server(service: str, addr: str, add_servicer: Callable[[grpc.Server], None],
-                workers: int = 16, service_token: str = "") -> tuple[grpc.Server, int]:
-    """A started server; with ``service_token`` every call but the health check must carry it."""
+                workers: int = 16, service_token: str = "",
+                service_names: tuple[str, ...] = ()) -> tuple[grpc.Server, int]:
+    """A started server; with ``service_token`` every call but health and reflection must carry it.
+
+    ``service_names`` (e.g. ``timbr.v1.Billing``) get a health status of their own and are
+    listed by server reflection, so grpcurl and grpc-health-probe work without the protos.
+    """
     interceptors = [_ObservingInterceptor(service)]
     if service_token:
         interceptors.insert(0, _RequireServiceToken(service_token))
@@ -89,8 +96,10 @@ def make_server(service: str, addr: str, add_servicer: Callable[[grpc.Server], N
     add_servicer(server)
     # The standard gRPC health service, for Kubernetes grpc probes and load balancers.
     health_servicer = health.HealthServicer()
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    for name in ("", *service_names):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(addr)
     if port == 0:
         raise RuntimeError(f"cannot bind gRPC server to {addr}")

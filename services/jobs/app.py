@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from services.common.grpc_util import channel, make_server
 from services.common.migrate import open_database
-from services.common.pb.timbr.v1 import billing_pb2_grpc
+from services.common.pb.timbr.v1 import billing_pb2_grpc, jobs_pb2
 from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
 from services.common.storage import make_storage
 from services.jobs.background import EventConsumer, OutboxPublisher, RetentionSweeper, Settler, Sweeper
@@ -37,7 +37,8 @@ def start(settings: JobsSettings, background: bool = True) -> JobsApp:
                           retention_days=settings.retention_days)
     server, port = make_server("jobs", settings.grpc_listen,
                                lambda s: pb_grpc.add_JobsServicer_to_server(JobsServicer(service), s),
-                               service_token=settings.service_token)
+                               service_token=settings.service_token,
+                               service_names=(jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name,))
     loops = []
     if background:
         loops = [OutboxPublisher(sessions, settings.kafka_bootstrap, settings.outbox_poll_s),
