@@ -100,3 +100,34 @@ def test_errors_exit_1_with_the_api_code_and_usage_errors_exit_2(client_stack, n
 
     unknown = run_cli(["job", "job_doesnotexist"], url, poor.token)
     assert unknown.returncode == 1 and "job_not_found" in unknown.stderr
+
+
+def test_ctrl_c_stops_waiting_and_names_the_job_that_goes_on(client_stack, new_account, dialog_wav, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from timbr import Timbr
+
+    from tests.client.conftest import ROOT, SDK
+
+    acc = new_account(100)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TIMBR_")},
+           "PYTHONPATH": os.pathsep.join([str(SDK), str(ROOT)]), "TIMBR_TOKEN": acc.token,
+           "TIMBR_BASE_URL": client_stack.url}
+    proc = subprocess.Popen([sys.executable, "-m", "timbr.cli", "enhance", str(dialog_wav), "-o",
+                             str(tmp_path / "x.wav")], env=env, stderr=subprocess.PIPE, text=True)
+    with Timbr(token=acc.token, base_url=client_stack.url) as tb:
+        deadline = time.monotonic() + 60
+        while not tb.jobs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (job,) = tb.jobs()
+        time.sleep(1.0)                                     # the CLI has its answer: it is in its wait loop
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert f"job {job.job_id} goes on" in err and "Traceback" not in err
+        assert tb.wait(job, timeout=120).status == "completed"     # interrupting the CLI left the job alone
+    assert not (tmp_path / "x.wav").exists()

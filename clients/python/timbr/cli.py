@@ -9,7 +9,8 @@ Each processing command uploads (a progress bar in bytes), creates the job, foll
 progress bar with its stage) and downloads the results. Bars go to stderr; ``--json`` turns
 them off and prints one JSON document on stdout for scripts. The token comes from
 ``TIMBR_TOKEN`` (or ``--token``), the server from ``TIMBR_BASE_URL`` (or ``--base-url``).
-Exit status: 0 done, 1 an API error or a failed job (its code on stderr), 2 bad usage.
+Exit status: 0 done, 1 an API error or a failed job (its code on stderr), 2 bad usage, 130
+interrupted (the job itself goes on; its id is printed).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def _run_job(tb: Timbr, args: argparse.Namespace, job_type: str, params: dict[st
     with Bars(enabled=not args.json) as bars:
         create = getattr(tb, job_type)
         job = create(args.input, on_upload=bars.bytes(f"upload {args.input.name}"[:24]), **params)
+        args.job_id = job.job_id        # for the message if Ctrl-C stops the wait
         job = tb.wait(job, on_progress=bars.job(job_type))
         files = fetch(job)
     return {"job": job.raw, "files": [str(p) for p in files]}
@@ -228,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Timbr(token=args.token, base_url=args.base_url) as tb:
             out = COMMANDS[args.command](tb, args)
+    except KeyboardInterrupt:
+        job_id = getattr(args, "job_id", None)
+        print("timbr: interrupted" + (f"; job {job_id} goes on (`timbr job {job_id}`)" if job_id else ""),
+              file=sys.stderr)
+        return 130
     except (TimbrError, OSError) as exc:
         body = {"code": getattr(exc, "code", type(exc).__name__), "message": getattr(exc, "message", str(exc))}
         if isinstance(exc, JobFailed):
