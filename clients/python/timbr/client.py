@@ -224,7 +224,8 @@ class Timbr:
         With ``name`` ("enhanced" or "enhanced.wav"), that one result goes to ``to`` (a file path,
         or a folder to put it in); without, every result goes into the folder ``to``.
         """
-        current = job if isinstance(job, Job) and job.results else self.job(job)
+        signed = isinstance(job, Job) and job.results and all(r.url for r in job.results)
+        current = job if signed else self.job(job)     # a listed job may hold null URLs: ask afresh
         if current.status != "completed":
             raise errors.JobFailed(current)
         removed = current.raw.get("results_removed")

@@ -18,7 +18,7 @@ know yet), so callers catch ``InsufficientCredits`` rather than compare strings.
     │   │                                invalid_webhook_url (.details)
     │   ├── RateLimited              429 rate_limited (.retry_after)
     │   ├── ServerError              500 internal_error and other 5xx
-    │   └── ServiceUnavailable       503 service_unavailable
+    │   └── ServiceUnavailable       503 service_unavailable, storage_unavailable
     ├── ConnectionFailed             no answer (refused, reset, timed out) after every retry
     ├── JobFailed                    a job ended failed or cancelled (.job, .code)
     ├── WaitTimeout                  wait() gave up before the job ended (.job)
@@ -125,7 +125,7 @@ BY_CODE: dict[str, type[APIError]] = {
     "invalid_webhook_url": ValidationError,
     "rate_limited": RateLimited,
     "internal_error": ServerError,
-    "service_unavailable": ServiceUnavailable,
+    "service_unavailable": ServiceUnavailable, "storage_unavailable": ServiceUnavailable,
 }
 BY_STATUS: dict[int, type[APIError]] = {
     401: AuthenticationError, 402: InsufficientCredits, 403: PermissionDenied, 404: NotFound, 409: Conflict,

@@ -29,13 +29,13 @@ class File:
 @dataclass(frozen=True)
 class Result:
     name: str
-    url: str
+    url: str | None          # null in a job list when storage could not sign it at that moment
     content_type: str
     size_bytes: int
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Result:
-        return cls(d["name"], d["url"], d.get("content_type", ""), d.get("size_bytes", 0))
+        return cls(d["name"], d.get("url"), d.get("content_type", ""), d.get("size_bytes", 0))
 
 
 @dataclass(frozen=True)
