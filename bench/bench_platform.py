@@ -39,10 +39,15 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+# The bench times the platform, not the rate limiter: one client sends requests back to back.
+BENCH_LIMITS = {"TIMBR_RATE_LIMIT_CLIENT": "100000/second", "TIMBR_RATE_LIMIT_ACCOUNT": "100000/second"}
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="timbr-bench-"))
     stack = Stack.on_free_ports(root, worker_env={
-        "TIMBR_WORKER_JOB_TYPES": "", "TIMBR_WORKER_EXTRA_PIPELINES": "enhance=tests.support.pipelines:HalfGainPipeline"})
+        "TIMBR_WORKER_JOB_TYPES": "", "TIMBR_WORKER_EXTRA_PIPELINES": "enhance=tests.support.pipelines:HalfGainPipeline"},
+        extra_env=BENCH_LIMITS)
     stack.start()
     try:
         import grpc
@@ -98,8 +103,53 @@ def main() -> None:
             e2e.append(time.perf_counter() - start)
         print(f"end-to-end platform overhead per job (create -> completed, 1 s audio, trivial pipeline): "
               f"p50 {_pct(e2e, 50):.2f} s  max {max(e2e):.2f} s")
+        idempotency_and_webhooks(api, headers, tiny["file_id"])
     finally:
         stack.stop()
+
+
+def idempotency_and_webhooks(api: httpx.Client, headers: dict, file_id: str, n: int = 100) -> None:
+    """Job creation without a key (the baseline), with a fresh Idempotency-Key each time, and
+    replays of one key; then the delay from a job's end to its webhook reaching a receiver on
+    loopback (the devstack allows it)."""
+    import uuid
+
+    from tests.support.receiver import Receiver
+
+    _wait_idle(api, headers)
+    body = {"file_id": file_id}
+    timed = {}
+    for name, key in (("no key (baseline)", lambda i: None), ("fresh key", lambda i: str(uuid.uuid4())),
+                      ("replay of one key", lambda i: "bench-replay")):
+        latencies = []
+        for i in range(n):
+            k = key(i)
+            start = time.perf_counter()
+            r = api.post("/v1/audio/enhance", headers={**headers, **({"Idempotency-Key": k} if k else {})},
+                         json=body)
+            latencies.append((time.perf_counter() - start) * 1000)
+            r.raise_for_status()
+        timed[name] = latencies
+    for name, latencies in timed.items():
+        print(f"job creation, {name}, {n} requests (ms): p50 {_pct(latencies, 50):.1f}  p95 {_pct(latencies, 95):.1f}")
+
+    _wait_idle(api, headers)
+    receiver = Receiver()
+    try:
+        delays = []
+        for _ in range(10):
+            job_id = api.post("/v1/audio/enhance", headers=headers,
+                              json={**body, "webhook_url": receiver.url("/bench")}).json()["job_id"]
+            got = receiver.wait("/bench", len(delays) + 1, timeout_s=120)[-1]
+            job = api.get(f"/v1/jobs/{job_id}", headers=headers).json()
+            import datetime as dt
+
+            finished = dt.datetime.fromisoformat(job["finished_at"]).timestamp()
+            delays.append(got.at - finished)
+        print(f"webhook delay, job end -> receiver (10 jobs, loopback): p50 {_pct(delays, 50):.2f} s  "
+              f"max {max(delays):.2f} s")
+    finally:
+        receiver.close()
 
 
 def _tiny() -> bytes:
