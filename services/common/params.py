@@ -110,7 +110,9 @@ class DiarizeParams(_Params):
     """Who spoke when, with a Whisper transcript, as SRT and JSON."""
 
     file_id: FileId
-    num_speakers: int | None = Field(None, ge=1, le=20, description="Expected speakers; null estimates it")
+    num_speakers: int | None = Field(None, ge=1, le=20, description="Exact number of speakers; null estimates it")
+    min_speakers: int | None = Field(None, ge=1, le=20, description="Lower bound on the estimated count")
+    max_speakers: int | None = Field(None, ge=1, le=20, description="Upper bound on the estimated count")
     language: str = Field("auto", min_length=2, max_length=8, pattern=r"^(auto|[a-z]{2,3}(-[A-Za-z]{2,4})?)$",
                           description="Language code (e.g. 'en', 'ko', 'ja') or 'auto' for detection")
     transcribe_model: TranscribeModel = Field(TranscribeModel.whisper, description="Transcription model")
@@ -121,6 +123,21 @@ class DiarizeParams(_Params):
     detect_gender: bool = Field(False, description="Estimate each speaker's gender")
     input_srt_file_id: str | None = Field(None, min_length=1, max_length=64,
                                           description="Uploaded SRT to label with speakers instead of transcribing")
+
+    @model_validator(mode="after")
+    def _speaker_bounds(self) -> DiarizeParams:
+        lo, hi, n = self.min_speakers, self.max_speakers, self.num_speakers
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_speakers ({lo}) is above max_speakers ({hi})")
+        if n is not None and ((lo is not None and n < lo) or (hi is not None and n > hi)):
+            raise ValueError(f"num_speakers ({n}) is outside min_speakers..max_speakers")
+        return self
+
+    def speaker_range(self) -> tuple[int, int]:
+        """(lowest, highest) speaker count the clustering may choose."""
+        if self.num_speakers is not None:
+            return self.num_speakers, self.num_speakers
+        return self.min_speakers or 1, self.max_speakers or 20
 
 
 PARAMS_BY_JOB_TYPE: dict[str, type[_Params]] = {

@@ -11,7 +11,7 @@ from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason
 from services.inference.diarization.metrics import der, wer
 from services.inference.diarization.srt import Cue, SrtError, format_srt, parse_srt
-from services.inference.diarization.vad import VadOptions, pack_clips, speech_regions
+from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
 from tests.inference.audiogen import VOICES, speak
 
 HOP = 0.01
@@ -50,11 +50,17 @@ def test_vad_min_speech_drops_only_shorter_runs():
     assert speech_regions(q, HOP, VadOptions(0.5, 0.3, 0.2)) == [(0.0, 0.4)]
 
 
-def test_pack_clips_respects_30_seconds():
-    clips = pack_clips([(0.0, 5.0), (5.5, 10.0), (20.0, 95.0)], duration=100.0)
-    assert clips[0] == (0.0, 10.2)
-    assert all(e - s <= 30.0 + 1e-6 for s, e in clips)
-    assert clips[-1][1] == pytest.approx(95.2)
+def test_speech_clips_pad_merge_and_spans_bound_the_audio():
+    clips = speech_clips([(0.0, 5.0), (5.5, 10.0), (12.5, 95.0), (99.0, 99.5)], duration=99.7)
+    # padded by 0.4 s (clamped to the file), merged across gaps under 1.5 s, never cut
+    assert clips == [(0.0, 10.4), (12.1, 95.4), (98.6, 99.7)]
+    groups = spans(clips, max_span=40.0)
+    assert [c for g in groups for c in g][0] == (0.0, 10.4)
+    assert all(g[-1][1] - g[0][0] <= 40.0 + 1e-9 for g in groups)
+    # the long clip is cut into pieces that tile it exactly
+    pieces = [c for g in groups for c in g if 12.1 <= c[0] < 95.4]
+    assert pieces[0][0] == 12.1 and pieces[-1][1] == 95.4
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(pieces, pieces[1:]))
 
 
 # -- SRT --------------------------------------------------------------------------------------
@@ -135,18 +141,58 @@ def test_long_cues_are_limited():
 
 # -- clustering -------------------------------------------------------------------------------
 
+def _voices(n: int, per: int, scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n, 192))
+    emb = np.concatenate([c + rng.normal(scale=scale, size=(per, 192)) for c in centers])
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True), np.repeat(np.arange(n), per)
+
+
 def test_clustering_count_and_forced_count():
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(3, 192))
-    emb = np.concatenate([c + rng.normal(scale=0.6, size=(12, 192)) for c in centers])
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    truth = np.repeat(np.arange(3), 12)
-    labels = cluster(emb, None)
+    emb, truth = _voices(3, 12, 0.6)
+    labels = cluster(emb)
     assert len(set(labels)) == 3
     assert all(len(set(labels[truth == k])) == 1 for k in range(3))
     assert len(set(cluster(emb, 2))) == 2
     assert len(set(cluster(emb, 5))) == 5
-    assert len(set(cluster(emb[:12], None))) == 1
+    assert len(set(cluster(emb[:12]))) == 1
+
+
+def test_clustering_count_survives_lower_similarity():
+    """Noise lowers every similarity (here: same-voice cosine about 0.25, other voices about
+    0); the count comes from the neighbour graph, not from a fixed similarity cut."""
+    emb, truth = _voices(4, 20, 1.7, seed=3)
+    same = (emb @ emb.T)[truth[:, None] == truth[None, :]].mean()
+    assert same < 0.35
+    labels = cluster(emb)
+    assert len(set(labels)) == 4
+    assert all(len(set(labels[truth == k])) == 1 for k in range(4))
+
+
+def test_clustering_honours_min_and_max_speakers():
+    emb, truth = _voices(4, 15, 0.6, seed=1)
+    assert len(set(cluster(emb))) == 4
+    assert len(set(cluster(emb, max_speakers=3))) == 3
+    assert len(set(cluster(emb, min_speakers=5))) == 5
+    assert len(set(cluster(emb, min_speakers=2, max_speakers=6))) == 4
+    one, _ = _voices(1, 30, 0.6, seed=2)
+    assert len(set(cluster(one, min_speakers=2))) == 2
+
+
+def test_speaker_bounds_are_validated():
+    from pydantic import ValidationError
+
+    from services.common.params import DiarizeParams
+
+    ok = DiarizeParams(file_id="f", min_speakers=2, max_speakers=4)
+    assert ok.speaker_range() == (2, 4)
+    assert DiarizeParams(file_id="f").speaker_range() == (1, 20)
+    assert DiarizeParams(file_id="f", min_speakers=3).speaker_range() == (3, 20)
+    assert DiarizeParams(file_id="f", num_speakers=3, min_speakers=2, max_speakers=3).speaker_range() == (3, 3)
+    for bad in ({"min_speakers": 3, "max_speakers": 2}, {"num_speakers": 5, "max_speakers": 4},
+                {"num_speakers": 1, "min_speakers": 2}, {"min_speakers": 0}, {"max_speakers": 21}):
+        with pytest.raises(ValidationError):
+            DiarizeParams(file_id="f", **bad)
 
 
 def test_windows_cover_regions():

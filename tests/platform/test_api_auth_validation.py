@@ -62,7 +62,8 @@ ENHANCE_BAD = [
     {"output_format": "wma"}, {"sample_rate": 1000}, {"bit_depth": 64}, {"file_id": ""},
 ]
 DIARIZE_BAD = [
-    {"num_speakers": 0}, {"num_speakers": 21}, {"num_speakers": 2.5}, {"language": "english!"}, {"language": "x"},
+    {"num_speakers": 0}, {"num_speakers": 21}, {"num_speakers": 2.5}, {"min_speakers": 0}, {"max_speakers": 21},
+    {"min_speakers": 4, "max_speakers": 3}, {"num_speakers": 5, "max_speakers": 4}, {"num_speakers": 1, "min_speakers": 2}, {"language": "english!"}, {"language": "x"},
     {"transcribe_model": "wav2vec"}, {"vad_type": "energy"}, {"vad_threshold": -0.1}, {"vad_threshold": 1.1},
     {"vad_min_speech_duration": -1}, {"vad_min_speech_duration": 5.01}, {"vad_min_silence_duration": -0.5},
     {"vad_min_silence_duration": 6}, {"detect_gender": "yes please"}, {"input_srt_file_id": ""}, {"file_id": ""},

@@ -3,15 +3,13 @@
 Windows: 1.5 s long, 0.75 s hop, inside each speech region (a region shorter than a window
 gets one window of its own length, if at least ``MIN_WINDOW``).
 
-Clustering (scikit-learn ``AgglomerativeClustering``, cosine, average linkage) of the
-L2-normalised CAM++ embeddings:
-- ``num_speakers`` given: exactly that many clusters (when there are at least that many windows);
-- ``None``: the count is estimated. The dendrogram is cut low, at cosine distance
-  ``THRESHOLD`` (over-segmenting on purpose); clusters with fewer than ``MIN_WINDOWS`` windows
-  or ``MIN_SHARE`` of them are folded into their nearest large cluster (a few stray windows are
-  not a speaker); then clusters whose centroids are more similar than ``MERGE`` merge, closest
-  pair first. Both constants were calibrated on generated conversations (docs/diarize.md).
-Then two passes of centroid re-assignment (k-means refinement) sharpen the boundaries.
+Clustering of the L2-normalised CAM++ embeddings: spectral clustering of the graph that links
+each window to its ``MIN_KEEP`` most similar windows. The count is the largest eigengap of
+that graph's Laplacian (``num_speakers`` fixes it; ``min_speakers`` / ``max_speakers`` bound
+it), k-means on the leading eigenvectors gives the labels. Only the ranking of similarities
+matters, so noise that lowers a voice's similarity to itself (10 dB SNR: 0.55 instead of 0.7)
+no longer splits it as a fixed merge threshold did. ``MIN_KEEP`` was calibrated on the calib
+split (bench/diarize_calibrate.py, docs/diarize.md).
 """
 
 from __future__ import annotations
@@ -19,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 WINDOW, HOP, MIN_WINDOW = 1.5, 0.75, 0.4
-THRESHOLD = 0.3          # over-segmenting first cut (cosine distance, average linkage)
-MERGE = 0.84             # then clusters whose centroids are closer than this (cosine) merge
-MIN_SHARE = 0.05         # a cluster needs this share of the windows ...
-MAX_CLUSTERED = 2000     # longer inputs: cluster an even subsample, assign the rest to centroids
-MIN_WINDOWS = 3          # ... and at least this many (about 3 s of speech) to be a speaker
+MIN_KEEP = 6             # each window links to its 6 most similar windows (calibrated) ...
+KEEP_SHARE = 0.02        # ... or 2 % of them on long inputs (3D-Speaker's share; not calibrated)
+MIN_WINDOWS = 3          # at most one speaker per 3 windows (a speaker needs ~3 s of speech)
+MAX_SPEAKERS = 20        # the API's ceiling
+MAX_CLUSTERED = 1000     # longer inputs: cluster an even subsample, assign the rest to centroids
 
 
 def speaker_windows(regions: list[tuple[float, float]]) -> np.ndarray:
@@ -43,75 +41,65 @@ def speaker_windows(regions: list[tuple[float, float]]) -> np.ndarray:
     return np.array(out, np.float32).reshape(-1, 2)
 
 
-def _refine(emb: np.ndarray, labels: np.ndarray, iterations: int = 2) -> np.ndarray:
-    for _ in range(iterations):
-        ids = np.unique(labels)
-        cents = np.stack([emb[labels == k].mean(0) for k in ids])
-        cents /= np.linalg.norm(cents, axis=1, keepdims=True) + 1e-8
-        new = ids[np.argmax(emb @ cents.T, axis=1)]
-        if len(np.unique(new)) < len(ids):  # never lose a speaker to refinement
-            break
-        labels = new
-    return labels
+def _centroids(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.unique(labels)
+    cents = np.stack([emb[labels == k].mean(0) for k in ids])
+    return ids, cents / (np.linalg.norm(cents, axis=1, keepdims=True) + 1e-8)
 
 
-def _merge_close(emb: np.ndarray, labels: np.ndarray, merge: float) -> np.ndarray:
-    while True:
-        ids = np.unique(labels)
-        if len(ids) < 2:
-            return labels
-        cents = np.stack([emb[labels == k].mean(0) for k in ids])
-        cents /= np.linalg.norm(cents, axis=1, keepdims=True) + 1e-8
-        sim = cents @ cents.T
-        np.fill_diagonal(sim, -1)
-        a, b = np.unravel_index(np.argmax(sim), sim.shape)
-        if sim[a, b] < merge:
-            return labels
-        labels = np.where(labels == ids[b], ids[a], labels)
+def _pruned_laplacian(sim: np.ndarray, keep: int) -> np.ndarray:
+    """Laplacian of the graph that links each window to its ``keep`` most similar others."""
+    n = len(sim)
+    sim = sim.copy()
+    np.fill_diagonal(sim, -np.inf)
+    top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep]
+    aff = np.zeros((n, n))
+    aff[np.repeat(np.arange(n), keep), top.ravel()] = 1.0
+    aff = (aff + aff.T) / 2
+    return np.diag(aff.sum(1)) - aff
 
 
-def cluster(emb: np.ndarray, num_speakers: int | None, threshold: float = THRESHOLD,
-            merge: float = MERGE, min_windows: int = MIN_WINDOWS) -> np.ndarray:
-    """Cluster labels (n,) for L2-normalised embeddings (n, d).
-
-    Agglomerative clustering needs n^2 memory, so beyond ``MAX_CLUSTERED`` windows (about 25
-    minutes of speech) an evenly spaced subsample is clustered and every window then joins
-    its nearest centroid: memory stays bounded whatever the length.
-    """
-    if len(emb) > MAX_CLUSTERED:
-        pick = np.linspace(0, len(emb) - 1, MAX_CLUSTERED).round().astype(np.int64)
-        sub = _cluster(emb[pick], num_speakers, threshold, merge, min_windows)
-        ids = np.unique(sub)
-        cents = np.stack([emb[pick][sub == k].mean(0) for k in ids])
-        cents /= np.linalg.norm(cents, axis=1, keepdims=True) + 1e-8
-        return ids[np.argmax(emb @ cents.T, axis=1)]
-    return _cluster(emb, num_speakers, threshold, merge, min_windows)
-
-
-def _cluster(emb: np.ndarray, num_speakers: int | None, threshold: float, merge: float,
-             min_windows: int) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering
+def _spectral(emb: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Spectral clustering of the nearest-neighbour graph; the count is the largest gap among
+    the smallest eigenvalues of its Laplacian (at most one speaker per ``MIN_WINDOWS``
+    windows), then clamped into [lo, hi] as pyannote does. The graph depends on which windows
+    are most alike, not on how alike: noise that lowers every similarity does not split a voice."""
+    from sklearn.cluster import KMeans
 
     n = len(emb)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    if n == 1 or num_speakers == 1:
+    keep = min(n - 1, max(MIN_KEEP, round(KEEP_SHARE * n)))
+    vals, vecs = np.linalg.eigh(_pruned_laplacian(emb @ emb.T, keep))
+    kmax = max(1, min(MAX_SPEAKERS, n // MIN_WINDOWS, n - 1))
+    k = 1 + int(np.argmax(np.diff(vals[: kmax + 1])))
+    k = min(max(k, lo), hi)
+    if k == 1:
         return np.zeros(n, np.int64)
+    return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(vecs[:, :k]).astype(np.int64)
+
+
+def cluster(emb: np.ndarray, num_speakers: int | None = None, min_speakers: int = 1,
+            max_speakers: int = MAX_SPEAKERS) -> np.ndarray:
+    """Cluster labels (n,) for L2-normalised embeddings (n, d).
+
+    ``num_speakers`` fixes the count; otherwise it is estimated within [min_speakers,
+    max_speakers]. The eigen-decomposition is O(n^3), so beyond ``MAX_CLUSTERED`` windows an
+    evenly spaced subsample is clustered and every window then joins its nearest centroid.
+    """
     if num_speakers is not None:
-        k = min(num_speakers, n)
-        labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(emb)
-        return _refine(emb, labels)
-    labels = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
-                                     linkage="average").fit_predict(emb)
-    ids, counts = np.unique(labels, return_counts=True)
-    big = ids[counts >= max(min_windows, MIN_SHARE * n)]
-    if len(big) == 0:
+        min_speakers = max_speakers = num_speakers
+    if len(emb) > MAX_CLUSTERED:
+        pick = np.linspace(0, len(emb) - 1, MAX_CLUSTERED).round().astype(np.int64)
+        ids, cents = _centroids(emb[pick], _cluster(emb[pick], min_speakers, max_speakers))
+        return ids[np.argmax(emb @ cents.T, axis=1)]
+    return _cluster(emb, min_speakers, max_speakers)
+
+
+def _cluster(emb: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    n = len(emb)
+    hi = min(hi, n)
+    if n < 3 or hi <= 1:
         return np.zeros(n, np.int64)
-    if len(big) < len(ids):
-        cents = np.stack([emb[labels == k].mean(0) for k in big])
-        small = ~np.isin(labels, big)
-        labels[small] = big[np.argmax(emb[small] @ cents.T, axis=1)]
-    return _refine(emb, _merge_close(emb, _refine(emb, labels), merge))
+    return _spectral(emb, min(lo, hi), hi)
 
 
 class SpeakerTimeline:

@@ -42,24 +42,32 @@ def speech_regions(probs: np.ndarray, hop_s: float, opts: VadOptions) -> list[tu
             if (e - s) * hop_s >= opts.min_speech - 1e-9]
 
 
-def pack_clips(regions: list[tuple[float, float]], max_len: float = 30.0, max_gap: float = 2.0,
-               pad: float = 0.2, duration: float | None = None) -> list[tuple[float, float]]:
-    """Group neighbouring regions into clips Whisper decodes in one 30 s window.
-
-    Regions closer than ``max_gap`` share a clip while it stays under ``max_len``; a region
-    longer than ``max_len`` is cut into equal pieces. Clips are padded by ``pad`` seconds.
-    """
-    pieces: list[tuple[float, float]] = []
-    limit = max_len - 2 * pad
-    for start, end in regions:
-        n = int(np.ceil((end - start) / limit)) or 1
-        step = (end - start) / n
-        pieces += [(start + k * step, start + (k + 1) * step) for k in range(n)]
-    clips: list[list[float]] = []
-    for start, end in pieces:
-        if clips and start - clips[-1][1] < max_gap and end - clips[-1][0] <= limit:
-            clips[-1][1] = end
-        else:
-            clips.append([start, end])
+def speech_clips(regions: list[tuple[float, float]], pad: float = 0.4, max_gap: float = 1.5,
+                 duration: float | None = None) -> list[tuple[float, float]]:
+    """The audio Whisper decodes: speech regions padded by ``pad`` seconds (VAD clips word
+    edges, in noise most of all), merged where less than ``max_gap`` separates them. Clips have
+    no length limit: Whisper seeks through a long one window by window."""
     hi = duration if duration is not None else float("inf")
-    return [(max(0.0, s - pad), min(hi, e + pad)) for s, e in clips]
+    clips: list[list[float]] = []
+    for start, end in regions:
+        s, e = max(0.0, start - pad), min(hi, end + pad)
+        if clips and s - clips[-1][1] < max_gap:
+            clips[-1][1] = max(clips[-1][1], e)
+        else:
+            clips.append([s, e])
+    return [(s, e) for s, e in clips]
+
+
+def spans(clips: list[tuple[float, float]], max_span: float) -> list[list[tuple[float, float]]]:
+    """Consecutive clips grouped so that each group covers at most ``max_span`` seconds of the
+    file (a clip longer than that is cut): the audio handed to Whisper at once stays bounded."""
+    out: list[list[tuple[float, float]]] = []
+    for s, e in clips:
+        while e - s > max_span:
+            out.append([(s, s + max_span)])
+            s += max_span
+        if out and e - out[-1][0][0] <= max_span:
+            out[-1].append((s, e))
+        else:
+            out.append([(s, e)])
+    return out

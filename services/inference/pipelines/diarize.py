@@ -7,11 +7,13 @@ Steps (each reports progress through ``ctx.hook``):
 2. ``vad``        per block, through the chosen detector (``vad_ten`` / ``vad_silero`` /
                   ``vad_webrtc``), then ``speech_regions`` applies threshold, minimum speech and
                   minimum silence exactly;
-3. ``transcribe`` speech regions packed into <= 30 s clips, decoded in batches by Whisper
-                  (language detected once on the first 30 s of speech when ``auto``), word
-                  timestamps, hallucinated segments dropped (``diarization.guard``);
+3. ``transcribe`` the padded speech regions decoded by Whisper as one stream, the way it
+                  decodes a whole file (seeking on after an early stop, conditioned on the
+                  previous text), language detected once on the first 30 s of speech when
+                  ``auto``, word timestamps, hallucinated segments dropped (``diarization.guard``);
 4. ``embed``      CAM++ embeddings of 1.5 s windows over the speech;
-5. ``cluster``    agglomerative clustering: exactly ``num_speakers`` or an estimated count;
+5. ``cluster``    spectral clustering: exactly ``num_speakers``, or a count estimated within
+                  ``min_speakers``..``max_speakers``;
 6. ``write``      speakers per word, cues cut at every speaker change, SRT x2 + JSON, and the
                   pitch-based gender per speaker when asked.
 
@@ -44,14 +46,15 @@ from services.inference.diarization.cues import (
 from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason
 from services.inference.diarization.srt import Cue, SrtError, format_srt, read_srt
-from services.inference.diarization.vad import VadOptions, pack_clips, speech_regions
+from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
 from services.inference.errors import PipelineError
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
 
 RATE = 16000
 BLOCK_S = 60                    # decode/VAD block; a multiple of every VAD hop
-BATCH_CLIPS = 8                 # Whisper clips per batch
+SPAN_S = 600.0                  # file seconds handed to Whisper per request (bounded memory)
+PROMPT_CHARS = 200              # previous text carried into the next span
 EMBED_SPAN_S = 60.0             # audio span per embedding request
 GENDER_SAMPLE_S = 30.0          # speech per speaker for the pitch statistics
 VAD_MODELS = {"ten-vad": "vad_ten", "silero": "vad_silero", "webrtc": "vad_webrtc"}
@@ -102,7 +105,8 @@ class DiarizePipeline(Pipeline):
 
         # 5. cluster: labels (n,)
         t = time.perf_counter()
-        labels = cluster(emb, params.num_speakers)
+        lo, hi = params.speaker_range()
+        labels = cluster(emb, min_speakers=lo, max_speakers=hi)
         timeline = SpeakerTimeline(windows, labels)
         ctx.hook("cluster", completed=1, total=1)
         timings["cluster"] = time.perf_counter() - t
@@ -202,34 +206,26 @@ class DiarizePipeline(Pipeline):
 
     def _transcribe(self, ctx: JobContext, audio: np.ndarray, regions: list[tuple[float, float]],
                     language: str) -> tuple[list[dict], list[dict]]:
-        clips = pack_clips(regions, duration=len(audio) / RATE)
-        segments, dropped = [], []
-        for b in range(0, len(clips), BATCH_CLIPS):
-            batch = clips[b:b + BATCH_CLIPS]
-            # Concatenate the clips' audio; remember where each clip lands: (offset_in_batch, file_start)
-            pieces, spans, pos = [], [], 0
-            for s, e in batch:
-                piece = np.asarray(audio[int(s * RATE):int(e * RATE)])
-                spans.append((pos / RATE, (pos + len(piece)) / RATE, s))
-                pieces.append(piece)
-                pos += len(piece)
-            rel = np.array([[a, z] for a, z, _ in spans], np.float32)
+        """Whisper over the padded speech, one stream conditioned on the text before it; the
+        audio goes to the model ``SPAN_S`` seconds at a time, each span prompted with the end of
+        the previous span's text."""
+        groups = spans(speech_clips(regions, duration=len(audio) / RATE), SPAN_S)
+        segments, dropped, prompt = [], [], ""
+        for g, group in enumerate(groups):
+            t0, t1 = group[0][0], group[-1][1]
+            rel = np.array([[s - t0, e - t0] for s, e in group], np.float32)
             out = parse_json_output(self.models.infer(
-                "whisper", {"audio": np.concatenate(pieces), "clips": rel},
-                {"language": language, "batch_size": BATCH_CLIPS})["result"])
+                "whisper", {"audio": np.asarray(audio[int(t0 * RATE):int(np.ceil(t1 * RATE))]), "clips": rel},
+                {"language": language, "prompt": prompt})["result"])
             for seg in out["segments"]:
-                mid = (seg["start"] + seg["end"]) / 2
-                k = min(range(len(spans)), key=lambda i: 0 if spans[i][0] <= mid <= spans[i][1]
-                        else min(abs(mid - spans[i][0]), abs(mid - spans[i][1])))
-                shift = spans[k][2] - spans[k][0]
-                seg = _shift(seg, shift)
+                seg = _shift(seg, t0)
                 reason = hallucination_reason(seg)
                 if reason:
                     dropped.append({"start": seg["start"], "end": seg["end"], "text": seg["text"], "reason": reason})
                 elif seg["words"]:
                     segments.append(seg)
-            ctx.hook("transcribe", completed=min(b + BATCH_CLIPS, len(clips)), total=len(clips))
-        segments.sort(key=lambda s: s["start"])
+            prompt = " ".join(x["text"] for x in segments[-8:])[-PROMPT_CHARS:]
+            ctx.hook("transcribe", completed=g + 1, total=len(groups))
         return segments, dropped
 
     def _embed(self, ctx: JobContext, audio: np.ndarray, windows: np.ndarray) -> np.ndarray:
