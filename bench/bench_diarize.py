@@ -1,4 +1,5 @@
-"""Diarize bench: a generated corpus of 2-5 speaker conversations with ground truth.
+"""Diarize bench: a generated corpus of 2-5 speaker conversations with ground truth, then the
+held-out section (bench/diarize_heldout.py: recorded voices, ambience and music, baselines beside).
 
 For each ``vad_type`` it runs the whole pipeline (default parameters, ``num_speakers`` null,
 ``detect_gender`` on); then a harder corpus (0.1-0.3 s gaps, short replies) with ten-vad, with
@@ -87,6 +88,9 @@ def main() -> None:
               f"{sum(c.duration for c in hard):.0f} s")
         print(score("ten-vad", hard, hard_paths, tmp / "hard", {}), flush=True)
         print(score("+oracle n", hard, hard_paths, tmp / "hard-n", {}, oracle=True), flush=True)
+    from bench.diarize_heldout import main as heldout
+
+    heldout()
     for minutes in [float(x) for x in os.environ.get("BENCH_DIARIZE_LONG", "").split(",") if x]:
         # A fresh process per length, so each peak RSS is its own.
         out = subprocess.run([sys.executable, "-m", "bench.bench_diarize", "long", str(minutes)],

@@ -144,6 +144,18 @@ def test_num_speakers_is_exact_and_language_can_be_forced(two):
     assert res["speech_regions"][0][1] == pytest.approx(conv.turns[-1].end, abs=0.15)
 
 
+def test_min_and_max_speakers_bound_the_estimate(three):
+    """The 3-speaker conversation: the estimate (3) is clamped into the bounds, as in pyannote."""
+    _conv, run = three
+    path = run.files["diarization.json"].parent.parent / "conv.wav"
+    capped = run_diarize(path.parent / "max2", path, max_speakers=2).result
+    assert capped["num_speakers"] == 2
+    raised = run_diarize(path.parent / "min4", path, min_speakers=4, max_speakers=6).result
+    assert raised["num_speakers"] == 4
+    free = run_diarize(path.parent / "range", path, min_speakers=2, max_speakers=5).result
+    assert free["num_speakers"] == 3
+
+
 def test_vad_parameters_reach_the_detector(two):
     d, conv, path = two
     # Turns last 2-3 s: a 4 s minimum speech duration drops every one.

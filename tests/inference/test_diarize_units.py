@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -55,12 +57,12 @@ def test_speech_clips_pad_merge_and_spans_bound_the_audio():
     # padded by 0.4 s (clamped to the file), merged across gaps under 1.5 s, never cut
     assert clips == [(0.0, 10.4), (12.1, 95.4), (98.6, 99.7)]
     groups = spans(clips, max_span=40.0)
-    assert [c for g in groups for c in g][0] == (0.0, 10.4)
+    assert groups[0][0] == (0.0, 10.4)
     assert all(g[-1][1] - g[0][0] <= 40.0 + 1e-9 for g in groups)
     # the long clip is cut into pieces that tile it exactly
     pieces = [c for g in groups for c in g if 12.1 <= c[0] < 95.4]
     assert pieces[0][0] == 12.1 and pieces[-1][1] == 95.4
-    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(pieces, pieces[1:]))
+    assert all(a[1] == pytest.approx(b[0]) for a, b in itertools.pairwise(pieces))
 
 
 # -- SRT --------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def test_clustering_count_survives_lower_similarity():
 
 
 def test_clustering_honours_min_and_max_speakers():
-    emb, truth = _voices(4, 15, 0.6, seed=1)
+    emb, _ = _voices(4, 15, 0.6, seed=1)
     assert len(set(cluster(emb))) == 4
     assert len(set(cluster(emb, max_speakers=3))) == 3
     assert len(set(cluster(emb, min_speakers=5))) == 5

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 WINDOW, HOP, MIN_WINDOW = 1.5, 0.75, 0.4
-MIN_KEEP = 6             # each window links to its 6 most similar windows (calibrated) ...
+MIN_KEEP = 7             # each window links to its 7 most similar windows (calibrated) ...
 KEEP_SHARE = 0.02        # ... or 2 % of them on long inputs (3D-Speaker's share; not calibrated)
 MIN_WINDOWS = 3          # at most one speaker per 3 windows (a speaker needs ~3 s of speech)
 MAX_SPEAKERS = 20        # the API's ceiling
@@ -67,7 +67,8 @@ def _spectral(emb: np.ndarray, lo: int, hi: int) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     n = len(emb)
-    keep = min(n - 1, max(MIN_KEEP, round(KEEP_SHARE * n)))
+    # Fewer neighbours than the windows of one voice: short inputs link to n / MIN_WINDOWS.
+    keep = max(2, min(n - 1, n // MIN_WINDOWS, max(MIN_KEEP, round(KEEP_SHARE * n))))
     vals, vecs = np.linalg.eigh(_pruned_laplacian(emb @ emb.T, keep))
     kmax = max(1, min(MAX_SPEAKERS, n // MIN_WINDOWS, n - 1))
     k = 1 + int(np.argmax(np.diff(vals[: kmax + 1])))

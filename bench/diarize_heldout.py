@@ -1,0 +1,171 @@
+"""Held-out diarize bench: real voices, ambience and music nobody calibrated on, against naive baselines.
+
+Corpus (``bench/diarize_corpus.py``, built in memory from bench/heldout, eval split):
+conversations of 2-6 recorded voices (30-90 s, pauses, a little overlap, 0-20 dB SNR ambience,
+half of them with a music bed at -20..-6 dB) for DER and the speaker count, and one-voice
+recordings with long turns for the WER (the eval voices with transcripts are each alone in
+their language).
+
+Baselines, in the same run on the same files:
+- words: faster-whisper base (the same weights) on the whole file, its defaults (beam 5,
+  language detected, conditioned on previous text);
+- speakers: the pipeline's own VAD regions and CAM++ 1.5 s windows, agglomerative clustering
+  (cosine, average linkage) cut at one fixed distance, ``BASELINE_THRESHOLD``, the best single
+  cut on the calib split (``python -m bench.diarize_calibrate``).
+
+    python -m bench diarize                      # the synthetic tables, then this section
+    python -m bench.diarize_heldout              # this section alone
+    BENCH_HELDOUT_CONVS=6 BENCH_HELDOUT_MONO=2 python -m bench.diarize_heldout   # smaller
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bench.diarize_corpus import RATE, Sample, conversation, monologue
+from services.inference.diarization.clustering import speaker_windows
+from services.inference.diarization.metrics import der, wer
+from services.inference.diarization.vad import VadOptions, speech_regions
+from tests.inference.conftest_diarize import client, run_diarize
+
+BASELINE_THRESHOLD = 0.45    # the best single cut on the calib split (bench/diarize_calibrate.py)
+SEED = 20260
+
+
+def eval_set(n_convs: int, n_mono: int, role: str = "eval", seed: int = SEED) -> tuple[list[Sample], list[Sample]]:
+    """Conversations with 2..6 speakers in turn, 30-90 s; monologues of 40-70 s."""
+    rng = np.random.default_rng(seed)
+    convs = [conversation(role, 2 + k % 5, seed + k, float(rng.uniform(30, 90))) for k in range(n_convs)]
+    monos = [monologue(role, seed + 100 + k, float(rng.uniform(40, 70))) for k in range(n_mono)]
+    return convs, monos
+
+
+def reference(sample: Sample) -> list[tuple[float, float, str]]:
+    return [(p.start, p.end, p.speaker) for p in sample.pieces]
+
+
+def embed(audio: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+    """The pipeline's default VAD regions, its CAM++ windows and their embeddings."""
+    models = client()
+    out = models.infer("vad_ten", {"audio": audio})
+    regions = speech_regions(out["probs"], float(out["hop_s"][0]), VadOptions())
+    windows = speaker_windows(regions)
+    if len(windows) == 0:
+        return regions, windows, np.zeros((0, 192), np.float32)
+    emb = models.infer("speaker_embedding", {"audio": audio, "windows": windows})["embeddings"]
+    return regions, windows, emb
+
+
+def baseline_labels(emb: np.ndarray, threshold: float = BASELINE_THRESHOLD) -> np.ndarray:
+    from sklearn.cluster import AgglomerativeClustering
+
+    if len(emb) < 2:
+        return np.zeros(len(emb), np.int64)
+    return AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
+                                   linkage="average").fit_predict(emb)
+
+
+def window_turns(regions, windows: np.ndarray, labels: np.ndarray) -> list[tuple[float, float, str]]:
+    """Speech regions labelled by the nearest window centre (the same rule as the pipeline)."""
+    from services.inference.diarization.clustering import SpeakerTimeline
+
+    timeline = SpeakerTimeline(windows, labels)
+    out = []
+    for s, e in regions:
+        points = timeline.change_points(s, e)
+        for k, (t, spk) in enumerate(points):
+            out.append((t, points[k + 1][0] if k + 1 < len(points) else e, str(spk)))
+    return out
+
+
+_WHISPER = None
+
+
+def whisper_whole(audio: np.ndarray) -> str:
+    """Baseline words: faster-whisper base on the whole file, defaults."""
+    global _WHISPER
+    if _WHISPER is None:
+        from faster_whisper import WhisperModel
+
+        from services.inference.models.whisper import assemble_whisper_base
+
+        _WHISPER = WhisperModel(str(assemble_whisper_base()), device="cpu", compute_type="int8",
+                                cpu_threads=int(os.environ.get("TIMBR_CPU_THREADS", "2")))
+    segments, _ = _WHISPER.transcribe(audio, beam_size=5)
+    return " ".join(s.text for s in segments)
+
+
+def _pct(x: float) -> str:
+    return f"{x:6.2%}"
+
+
+def main() -> None:
+    n_convs = int(os.environ.get("BENCH_HELDOUT_CONVS", "15"))
+    n_mono = int(os.environ.get("BENCH_HELDOUT_MONO", "6"))
+    t0 = time.perf_counter()
+    convs, monos = eval_set(n_convs, n_mono)
+    audio_s = sum(s.duration for s in convs + monos)
+    print(f"held-out (eval split): {len(convs)} conversations of 2-6 recorded voices, {len(monos)} one-voice "
+          f"recordings, {audio_s:.0f} s; SNR {min(s.snr_db for s in convs + monos):.0f}-"
+          f"{max(s.snr_db for s in convs + monos):.0f} dB, {sum(s.music_db is not None for s in convs + monos)} "
+          f"with music (built in {time.perf_counter() - t0:.0f} s)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows = []
+        for i, s in enumerate(convs):
+            path = tmp / f"{s.name}.wav"
+            sf.write(str(path), s.audio, RATE, subtype="PCM_16")
+            res = run_diarize(tmp / f"out-{i}", path).result
+            ref = reference(s)
+            hyp = [(t["start"], t["end"], t["speaker"]) for t in res["turns"]]
+            regions, windows, emb = embed(s.audio)
+            base = window_turns(regions, windows, baseline_labels(emb))
+            d, b = der(ref, hyp), der(ref, base)
+            nb = len({x[2] for x in base})
+            rows.append((s, d, b, res["num_speakers"], nb))
+            print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB music "
+                  f"{'none' if s.music_db is None else f'{s.music_db:.0f} dB':>6s}: DER {d['der']:6.2%} "
+                  f"(baseline {b['der']:6.2%}), speakers {res['num_speakers']} (baseline {nb}) of "
+                  f"{len(s.speakers)}", flush=True)
+        wrows = []
+        for i, s in enumerate(monos):
+            path = tmp / f"{s.name}.wav"
+            sf.write(str(path), s.audio, RATE, subtype="PCM_16")
+            res = run_diarize(tmp / f"mono-{i}", path).result
+            w = wer(s.text, " ".join(x["word"] for x in res["words"]))
+            wb = wer(s.text, whisper_whole(s.audio))
+            wrows.append((s, w, wb))
+            print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB: WER {w:6.2%} (baseline {wb:6.2%})",
+                  flush=True)
+    summary(rows, wrows)
+
+
+def summary(rows, wrows) -> None:
+    def pooled(k: int, key: str, sel=lambda r: True) -> float:
+        sub = [r for r in rows if sel(r)]
+        tot = sum(r[k]["scored_s"] for r in sub) or 1.0
+        return sum(r[k][key] * r[k]["scored_s"] for r in sub) / tot
+
+    count = sum(r[3] == len(r[0].speakers) for r in rows)
+    count_b = sum(r[4] == len(r[0].speakers) for r in rows)
+    noisy = [r for r in rows if r[0].snr_db < 10]
+    print(f"{'held-out':26s} {'Timbr':>8s} {'baseline':>9s} {'diff':>8s}")
+    for key in ("der", "miss", "false_alarm", "confusion"):
+        a, b = pooled(1, key), pooled(2, key)
+        print(f"{key:26s} {_pct(a):>8s} {_pct(b):>9s} {a - b:+8.2%}")
+    print(f"{'count exact':26s} {count:>4d}/{len(rows):<3d} {count_b:>5d}/{len(rows):<3d} {count - count_b:+8d}")
+    print(f"{'count exact, SNR < 10 dB':26s} {sum(r[3] == len(r[0].speakers) for r in noisy):>4d}/{len(noisy):<3d} "
+          f"{sum(r[4] == len(r[0].speakers) for r in noisy):>5d}/{len(noisy):<3d}")
+    if wrows:
+        w, wb = float(np.mean([r[1] for r in wrows])), float(np.mean([r[2] for r in wrows]))
+        print(f"{'WER (mean of recordings)':26s} {_pct(w):>8s} {_pct(wb):>9s} {w - wb:+8.2%}")
+
+
+if __name__ == "__main__":
+    main()
