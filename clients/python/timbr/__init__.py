@@ -1,6 +1,7 @@
 """Timbr's Python SDK: ``Timbr`` (the client), typed errors, and the webhook verifier."""
 
 from timbr import webhooks
+from timbr.aio import AsyncTimbr
 from timbr.client import Timbr
 from timbr.errors import (
     APIError,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError",
     "Account",
+    "AsyncTimbr",
     "AuthenticationError",
     "Conflict",
     "ConnectionFailed",
