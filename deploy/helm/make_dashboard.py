@@ -3,7 +3,7 @@
 The panels query the metrics the services declare (services/*/metrics.py):
 timbr_http_request_duration_seconds{method,route,status}, timbr_jobs_total{job_type,status},
 timbr_kafka_consumer_lag{topic}, timbr_pipeline_realtime_factor{job_type},
-timbr_credits_total{kind}, timbr_model_latency_seconds{model}, plus worker outcomes, gRPC
+timbr_credits_total{kind}, timbr_queue_lag_messages{group,partition}, plus worker outcomes, gRPC
 latency, the jobs outbox, the model server and Triton's own GPU metrics, the webhook dispatcher
 (timbr_webhook_attempts_total{outcome}, timbr_webhook_pending, timbr_webhook_consumer_lag,
 timbr_webhook_attempt_seconds) and removed objects (timbr_objects_removed_total{kind,reason}).
@@ -105,7 +105,11 @@ def build() -> dict:
     g.panel("Job failure ratio by type", [(f"{failed} / clamp_min({ended}, 1e-9)", "{{job_type}}")], "percentunit")
     g.panel("Kafka consumer lag by topic", [("max by (topic) (timbr_kafka_consumer_lag)", "{{topic}}")], "short",
             description="timbr_kafka_consumer_lag{topic}: messages behind the end of the topic")
-    g.panel("Outbox messages not yet published", [("sum(timbr_outbox_pending)", "pending")], "short")
+    g.panel("Work queue lag by worker group", [("sum by (group) (timbr_queue_lag_messages)", "{{group}}")],
+            "short", description="timbr_queue_lag_messages{group,partition}: jobs on audio.jobs.requested a "
+                                 "worker group has not committed (what KEDA scales on)")
+    g.panel("Outbox messages not yet published", [("sum(timbr_outbox_pending)", "jobs"),
+                                                  ("sum(timbr_billing_outbox_pending)", "credits")], "short")
     g.panel("Credits by kind (per hour)",
             [("sum by (kind) (increase(timbr_credits_total[1h]))", "{{kind}}")], "short",
             description="timbr_credits_total{kind}: reserved, confirmed, released")
@@ -117,10 +121,6 @@ def build() -> dict:
     g.panel("Realtime factor per pipeline (p50 / p95, lower is faster)",
             quantiles("timbr_pipeline_realtime_factor", "job_type", selector='{job_type=~"$job_type"}'), "x",
             description="timbr_pipeline_realtime_factor{job_type}: processing seconds per second of audio")
-    g.panel("Model latency by model (p50 / p95)", quantiles("timbr_model_latency_seconds", "model"), "s",
-            description="timbr_model_latency_seconds{model}: one ModelClient.infer call, as the worker sees it")
-    g.panel("Model calls by model",
-            [(f"sum by (model) (rate(timbr_model_latency_seconds_count{RATE}))", "{{model}}")], "reqps")
     g.panel("Model server predict time and queue wait (p95)",
             quantiles("timbr_model_server_predict_seconds", "model", (0.95,))
             + quantiles("timbr_model_server_queue_seconds", "model", (0.95,)), "s",

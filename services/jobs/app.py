@@ -11,6 +11,7 @@ from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
 from services.common.storage import make_storage
 from services.jobs.background import EventConsumer, OutboxPublisher, RetentionSweeper, Settler, Sweeper
 from services.jobs.config import JobsSettings
+from services.jobs.queue_lag import QueueLagMonitor
 from services.jobs.server import JobsServicer
 from services.jobs.service import JobsService
 
@@ -45,7 +46,8 @@ def start(settings: JobsSettings, background: bool = True) -> JobsApp:
                  EventConsumer(service, settings.kafka_bootstrap, settings.consumer_group),
                  Settler(service, settings.settle_interval_s),
                  Sweeper(service, settings.stale_running_s, settings.stale_queued_s, settings.sweep_interval_s),
-                 RetentionSweeper(service, settings.retention_sweep_interval_s)]
+                 RetentionSweeper(service, settings.retention_sweep_interval_s),
+                 QueueLagMonitor(settings.kafka_bootstrap, settings.queue_lag_interval_s)]
         for loop in loops:
             loop.start()
     return JobsApp(service, server, port, loops)

@@ -29,7 +29,7 @@ TIMBR_ENV = {
     "TIMBR_GCS_BUCKET", "TIMBR_SIGNING_SECRET", "TIMBR_MODEL_BACKEND", "TIMBR_MODEL_URL", "TIMBR_ENV",
     "TIMBR_PUBLIC_URL",
 }
-CRD_KINDS = {"PodMonitor"}  # Prometheus Operator; no schema in kubernetes-validate
+CRD_KINDS = {"PodMonitor", "ScaledObject"}  # Prometheus Operator, KEDA; no schema in kubernetes-validate
 
 
 def _find_helm() -> str | None:
@@ -518,7 +518,7 @@ def test_grafana_dashboard(docs):
         ("timbr_kafka_consumer_lag", ["topic"]),
         ("timbr_pipeline_realtime_factor_bucket", ["job_type"]),
         ("timbr_credits_total", ["kind"]),
-        ("timbr_model_latency_seconds_bucket", ["model"]),
+        ("timbr_queue_lag_messages", ["group"]),
     ]:
         using = [e for e in exprs if metric in e]
         assert using, f"no panel queries {metric}"
@@ -792,3 +792,36 @@ def test_migrations_job_migrates_an_empty_database(default_docs, pg_schemas):
         finally:
             engine.dispose()
         assert f"alembic_version_{service}" in tables and len(tables) >= 3
+
+
+def test_keda_scales_workers_on_the_queue_instead_of_the_cpu_hpa():
+    docs = render("--set", "workers.keda.enabled=true", "--set", "workers.keda.lagThreshold=3",
+                  "--set", "workers.jobTypes.separate.autoscaling.enabled=false")
+    scaled = {d["metadata"]["name"]: d for d in find(docs, "ScaledObject")}
+    assert set(scaled) == {"timbr-worker-enhance", "timbr-worker-diarize"}
+    hpas = {d["metadata"]["name"] for d in find(docs, "HorizontalPodAutoscaler")}
+    assert not hpas & set(scaled), "KEDA owns the HPA: a second one would fight it"
+    config = one(docs, "ConfigMap", "timbr")["data"]
+    for name, so in scaled.items():
+        job_type = name.removeprefix("timbr-worker-")
+        dep = one(docs, "Deployment", name)
+        assert so["apiVersion"] == "keda.sh/v1alpha1" and so["spec"]["scaleTargetRef"]["name"] == name
+        assert "replicas" not in dep["spec"]
+        kafka, cpu = so["spec"]["triggers"]
+        assert kafka["type"] == "kafka" and cpu["type"] == "cpu"
+        env = env_of(pod_spec(dep)["containers"][0])
+        assert env["TIMBR_WORKER_JOB_TYPES"]["value"] == job_type
+        # The group the worker process joins (services/inference/worker.py) and the topic it reads.
+        assert kafka["metadata"]["consumerGroup"] == f"timbr-inference-{job_type}"
+        assert kafka["metadata"]["topic"] == "audio.jobs.requested"
+        assert kafka["metadata"]["bootstrapServers"] == config["TIMBR_KAFKA_BOOTSTRAP"]
+        assert kafka["metadata"]["lagThreshold"] == "3" and kafka["metadata"]["allowIdleConsumers"] == "false"
+        assert so["spec"]["maxReplicaCount"] <= 6  # kafka.topics.partitions
+    assert find(docs, "Deployment", "timbr-worker-separate") and "replicas" in one(
+        docs, "Deployment", "timbr-worker-separate")["spec"]
+
+
+def test_worker_replicas_beyond_the_partitions_are_refused():
+    proc = helm("template", RELEASE, str(CHART), "--set", "workers.keda.enabled=true",
+                "--set", "kafka.topics.partitions=2")
+    assert proc.returncode != 0 and "exceeds kafka.topics.partitions" in proc.stderr
