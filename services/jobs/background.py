@@ -12,13 +12,16 @@ fatal producer error delays publishing, never stops it.
 Event consumer: at-least-once. Auto-commit is off; the offset is committed after the event
 has been applied (the credits it owes are recorded with it). A failure rewinds every partition
 of the batch to its first event not applied, so nothing fetched is skipped, and the event comes
-again; ``JobsService.apply_event`` is idempotent. A Kafka error rebuilds the consumer.
+again; ``JobsService.apply_event`` is idempotent. A Kafka error rebuilds the consumer, and a
+position past the end of its partition (a broker that lost its log, as the development broker
+does when it restarts) starts that partition again from the beginning, since no error says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -33,6 +36,8 @@ from services.jobs.models import OutboxMessage, utcnow
 from services.jobs.service import JobsService
 
 log = get_logger(__name__)
+# No Kafka call of these loops may block for ever (kafka-python's commit waits without limit).
+KAFKA_CALL_MS = 5000
 
 
 class Loop(threading.Thread):
@@ -99,8 +104,8 @@ class OutboxPublisher(Loop):
     def _drop_producer(self) -> None:
         """A producer that failed may never recover (broker restarted, fatal error): rebuild it."""
         producer, self._producer = self._producer, None
-        with contextlib.suppress(Exception):  # it is being thrown away
-            producer.close(timeout=1)
+        with contextlib.suppress(Exception):  # it is being thrown away: stop its retries now
+            producer.close(timeout=0)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -115,6 +120,7 @@ class EventConsumer(Loop):
         self._group = group
         self._consumer = None
         self.interval_s = 0.5
+        self._checked_at = 0.0
 
     def step(self) -> bool:
         if self._consumer is None:
@@ -122,6 +128,8 @@ class EventConsumer(Loop):
         consumer = self._consumer
         try:
             batch = consumer.poll(timeout_ms=500, max_records=50)
+            if not batch:
+                self._rewind_past_end(consumer)
         except KafkaError:
             self._drop_consumer()
             raise
@@ -132,14 +140,19 @@ class EventConsumer(Loop):
                     event = events_pb2.JobEvent.FromString(record.value)
                     outcome = self._service.apply_event(event)
                     applied[tp] = record.offset + 1
-                    consumer.commit({tp: _offset(record.offset + 1)})
+                    consumer.commit({tp: _offset(record.offset + 1)}, timeout_ms=KAFKA_CALL_MS)
                     log.info("event.applied", job_id=event.job_id, type=events_pb2.EventType.Name(event.type),
                              outcome=outcome)
                 try:
-                    end = consumer.end_offsets([tp])[tp]
+                    end = consumer.end_offsets([tp], timeout_ms=KAFKA_CALL_MS)[tp]
                     metrics.CONSUMER_LAG.labels(tp.topic).set(max(0, end - (records[-1].offset + 1)))
                 except KafkaError:
                     pass
+        except KafkaError:
+            # The broker or the group went away mid-batch (a commit that cannot complete): a new
+            # consumer starts again from the committed offsets; re-applying changes nothing.
+            self._drop_consumer()
+            raise
         except Exception:
             # Not applied: rewind EVERY partition of the batch to its first event not applied,
             # or the events fetched after the failing one would be skipped.
@@ -147,6 +160,23 @@ class EventConsumer(Loop):
                 consumer.seek(tp, applied.get(tp, records[0].offset))
             raise
         return bool(batch)
+
+    def _rewind_past_end(self, consumer, every_s: float = 5.0) -> None:
+        """While idle, every few seconds: a partition whose position lies past its end and whose
+        committed offset the group no longer knows lost its log (a broker that restarted empty);
+        read it again from the beginning (re-applying events changes nothing). The committed
+        offset tells this apart from an end offset the development broker reports one short."""
+        if time.monotonic() - self._checked_at < every_s or not consumer.assignment():
+            return
+        self._checked_at = time.monotonic()
+        assigned = list(consumer.assignment())
+        ends = consumer.end_offsets(assigned, timeout_ms=KAFKA_CALL_MS)
+        for tp in assigned:
+            position = consumer.position(tp, timeout_ms=KAFKA_CALL_MS)
+            if (position is not None and position > ends.get(tp, position)
+                    and consumer.committed(tp, timeout_ms=KAFKA_CALL_MS) is None):
+                log.warning("events.position_past_end", partition=tp.partition, position=position, end=ends[tp])
+                consumer.seek_to_beginning(tp)
 
     def _drop_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None

@@ -137,3 +137,41 @@ def test_an_abandoned_running_job_is_swept_within_a_bounded_time_by_default():
     jobs, worker = JobsSettings(), WorkerSettings()
     assert jobs.stale_running_s + jobs.sweep_interval_s <= 150
     assert jobs.stale_running_s >= 4 * worker.heartbeat_s
+
+
+class _Records:
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    def apply_event(self, event: events_pb2.JobEvent) -> str:
+        self.applied.append(event.job_id)
+        return "applied"
+
+
+def test_events_consumer_reads_on_after_the_broker_lost_its_log(broker):
+    """The development broker restarts empty: the consumer's position (past the new end) is
+    reset, so the events sent after the restart are applied (a COMPLETED event was not, and the
+    job was swept as if no worker had run it)."""
+    bootstrap, restart = broker
+
+    def send(job_ids):
+        producer = make_producer(bootstrap)
+        for job_id in job_ids:
+            producer.send(TOPIC_EVENTS, key=job_id, value=events_pb2.JobEvent(job_id=job_id).SerializeToString())
+        producer.flush(timeout=10)
+        producer.close()
+
+    before = [f"job_b{i}" for i in range(6)]
+    send(before)
+    service = _Records()
+    consumer = EventConsumer(service, bootstrap, group=f"jobs-{uuid.uuid4().hex[:6]}")
+    consumer.start()
+    try:
+        _wait(lambda: set(before) <= set(service.applied), 30, "events applied before the restart")
+        restart()
+        ensure_topics(bootstrap)
+        send(["job_after"])
+        _wait(lambda: "job_after" in service.applied, 45, "an event sent after the broker restart applied")
+    finally:
+        consumer.stop()
+        consumer.join(timeout=15)
