@@ -96,18 +96,16 @@ def _model_config_module():
 
 
 @cache
-def tensor_signature(name: str, repository: Path = TRITON_REPOSITORY) -> tuple[list[dict], list[dict]]:
-    """v2 metadata (inputs, outputs) of a model, from its ``config.pbtxt``: one contract for
-    Triton and this server. Empty when the model has no entry or tritonclient is missing."""
+def _signature(name: str, repository: Path) -> tuple[list[dict], list[dict], frozenset[str]]:
     path = repository / name / "config.pbtxt"
     if not path.exists():
-        return [], []
+        return [], [], frozenset()
     try:
         mc = _model_config_module()
         cfg = text_format.Parse(path.read_text(), mc.ModelConfig())
     except Exception:
         log.warning("cannot read %s", path, exc_info=True)
-        return [], []
+        return [], [], frozenset()
 
     def tensors(items) -> list[dict]:
         out = []
@@ -117,7 +115,44 @@ def tensor_signature(name: str, repository: Path = TRITON_REPOSITORY) -> tuple[l
                         "shape": ([-1] if cfg.max_batch_size > 0 else []) + list(t.dims)})
         return out
 
-    return tensors(cfg.input), tensors(cfg.output)
+    return tensors(cfg.input), tensors(cfg.output), frozenset(t.name for t in cfg.input if t.optional)
+
+
+def tensor_signature(name: str, repository: Path = TRITON_REPOSITORY) -> tuple[list[dict], list[dict]]:
+    """v2 metadata (inputs, outputs) of a model, from its ``config.pbtxt``: one contract for
+    Triton and this server. Empty when the model has no entry or tritonclient is missing."""
+    inputs, outputs, _ = _signature(name, repository)
+    return inputs, outputs
+
+
+def check_inputs(model: str, given: list[tuple[str, str, list[int]]],
+                 repository: Path = TRITON_REPOSITORY) -> None:
+    """Refuse what Triton refuses for this model's ``config.pbtxt``: an unknown or missing
+    (non-optional) input, another datatype (no FP64 for FP32), another rank or a fixed dimension
+    of another size. ``given``: (name, datatype, shape) of each request input. A model without a
+    config entry is not checked."""
+    declared, _, optional = _signature(model, repository)
+    if not declared:
+        return
+    by_name = {t["name"]: t for t in declared}
+    names = [name for name, _, _ in given]
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InvalidInput(f"unexpected inference input {unknown[0]!r} for model {model!r}; "
+                           f"it takes {sorted(by_name)}")
+    missing = sorted(set(by_name) - set(names) - optional)
+    if missing:
+        raise InvalidInput(f"expected {len(by_name) - len(optional)} inputs but got {len(names)} inputs for "
+                           f"model {model!r}; missing required input(s) {missing}")
+    for name, datatype, shape in given:
+        want = by_name[name]
+        if datatype != want["datatype"]:
+            raise InvalidInput(f"inference input {name!r} data-type is {datatype!r}, but model {model!r} "
+                               f"expects {want['datatype']!r}")
+        dims = want["shape"]
+        if len(shape) != len(dims) or any(d != -1 and d != s for d, s in zip(dims, shape, strict=True)):
+            raise InvalidInput(f"unexpected shape for input {name!r} for model {model!r}: "
+                               f"expected {dims}, got {list(shape)}")
 
 
 def build_model(name: str) -> Model:
@@ -162,6 +197,11 @@ class ServedModel(KServeModel):
     ) -> InferResponse:
         if not isinstance(payload, InferRequest):
             raise InvalidInput("this server speaks the v2 protocol only")
+        try:
+            check_inputs(self.name, [(t.name, t.datatype, list(t.shape)) for t in payload.inputs])
+        except InvalidInput:
+            metrics.REQUESTS.labels(self.name, "invalid").inc()
+            raise
         try:
             inputs = {}
             for tensor in payload.inputs:
@@ -242,6 +282,11 @@ class AllModelsDataPlane(DataPlane):
     async def ready(self) -> bool:
         models = self._model_registry.get_models()
         return bool(models) and all(m.ready for m in models.values())
+
+    def metadata(self) -> dict:
+        """KServe advertises ``model_repository_extension``; models here are fixed at start-up
+        (no load/unload), so no extension is claimed."""
+        return {**super().metadata(), "extensions": []}
 
 
 # One load at a time: two loads importing the same package at once can trip CPython's import
