@@ -19,6 +19,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from services.common.errors import CodedError
+
 OUTPUT_FORMATS = ("wav", "flac", "mp3", "ogg")
 # Bit depths each output format can hold. Lossy formats have no sample depth: they decode
 # to float whatever is asked, so any depth is accepted and recorded only in the manifest.
@@ -33,8 +35,10 @@ _FLAC_SUBTYPES = {8: "PCM_S8", 16: "PCM_16", 24: "PCM_24"}
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
 
 
-class InvalidAudio(ValueError):
-    """The file is not decodable audio, or holds no audio at all."""
+class InvalidAudio(CodedError, ValueError):
+    """The file is not decodable audio, holds no audio at all, or holds NaN/infinite samples."""
+
+    code = "invalid_audio"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ def iter_blocks(path: str | Path, block_frames: int, sample_rate: int | None = N
     """Yield float32 ``(channels, <=block_frames)`` blocks, resampled to ``sample_rate`` if given.
 
     Only the last block may be shorter. Memory stays at a few blocks whatever the length.
+    A float file holding NaN or infinite samples raises ``InvalidAudio`` at the first such
+    block: no step downstream can do anything sensible with them.
     """
     try:
         container = av.open(str(path))
@@ -115,6 +121,8 @@ def iter_blocks(path: str | Path, block_frames: int, sample_rate: int | None = N
                 joined = np.concatenate(pending, axis=1)
                 out, rest = joined[:, :block_frames], joined[:, block_frames:]
                 pending, pending_frames = ([rest] if rest.shape[1] else []), rest.shape[1]
+                if not np.isfinite(out).all():
+                    raise InvalidAudio("the audio holds NaN or infinite samples")
                 yield np.ascontiguousarray(out, dtype=np.float32)
 
         try:

@@ -26,6 +26,12 @@ TOPIC_DLQ = "audio.jobs.requested.dlq"
 TOPIC_CREDITS = "billing.credits.events"
 
 
+def key_values(text: str) -> dict[str, str]:
+    """``"a=x:Y, b=z:W"`` -> ``{"a": "x:Y", "b": "z:W"}``: the plug-in lists of the settings."""
+    pairs = (item.split("=", 1) for item in text.split(",") if "=" in item)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIMBR_", extra="ignore")
 

@@ -20,16 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from services.inference.errors import ModelError, ModelNotFound
+
 Scalar = str | int | float | bool
 Tensors = dict[str, np.ndarray]
-
-
-class ModelError(Exception):
-    """A model failed on a request (bad input shape, runtime error)."""
-
-
-class ModelNotFound(ModelError):
-    """No model of that name is known to the client."""
 
 
 class Model(ABC):
@@ -110,7 +104,10 @@ class InProcessModelClient(ModelClient):
                 model = getattr(importlib.import_module(module), attr)()
                 self._models[name] = model
             if not model.ready:
-                model.load()
+                try:
+                    model.load()
+                except Exception as exc:  # not installed, weights missing: not served here
+                    raise ModelNotFound(f"model {name!r} could not load: {type(exc).__name__}: {exc}") from exc
                 model.ready = True
             return model
 
@@ -127,3 +124,18 @@ class InProcessModelClient(ModelClient):
             return self.get(model).ready
         except ModelError:
             return False
+
+
+__all__ = [
+    "MODEL_REGISTRY",
+    "InProcessModelClient",
+    "Model",
+    "ModelClient",
+    "ModelError",
+    "ModelNotFound",
+    "Scalar",
+    "Tensors",
+    "json_output",
+    "parse_json_output",
+    "register_model",
+]

@@ -27,21 +27,14 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from prometheus_client import Counter, Histogram
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.inference.model_client import (
-    InProcessModelClient,
-    ModelClient,
-    ModelError,
-    ModelNotFound,
-    Scalar,
-    Tensors,
-)
+from services.inference.config import ModelBackendSettings
+from services.inference.errors import ModelError, ModelNotFound, ModelUnavailable
+from services.inference.model_client import InProcessModelClient, ModelClient, Scalar, Tensors
 
 log = logging.getLogger("timbr.model_client")
 
@@ -60,27 +53,8 @@ CLIENT_RETRIES = Counter("timbr_model_client_retries_total", "Retries after UNAV
 _RESERVED_PARAMETERS = {"sequence_id", "sequence_start", "sequence_end", "priority", "binary_data_output"}
 
 
-class ModelServerUnavailable(ModelError):
+class ModelServerUnavailable(ModelUnavailable):
     """The model server could not be reached (or the model was not ready) within the retries."""
-
-
-class ModelBackendSettings(BaseSettings):
-    """How a worker reaches its models (``TIMBR_MODEL_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="TIMBR_", extra="ignore")
-
-    model_backend: Literal["inprocess", "remote"] = "inprocess"
-    # host:port of the gRPC endpoint (Triton :8001, the KServe ModelServer :8081).
-    model_url: str = "127.0.0.1:8081"
-    model_ssl: bool = False
-    model_timeout_s: float = Field(600.0, gt=0)  # one request, on the server
-    model_retries: int = Field(6, ge=0, le=100)  # retries after UNAVAILABLE
-    model_retry_backoff_s: float = Field(0.5, gt=0)  # first wait, doubled each retry
-    model_retry_max_backoff_s: float = Field(8.0, gt=0)
-    model_ready_timeout_s: float = Field(60.0, ge=0)  # start-up wait for the server and models
-    # Comma-separated models checked at start-up; empty: the server's own readiness.
-    model_startup_models: str = ""
-    model_max_message_mb: int = Field(512, ge=4, le=2047)
 
 
 def _status(exc: Exception) -> str:
@@ -278,19 +252,13 @@ class TritonModelClient(ModelClient):
         self._client.close()
 
 
-def make_model_client(settings: Any = None) -> ModelClient:
-    """The ``ModelClient`` the configuration asks for (``TIMBR_MODEL_BACKEND``).
+def make_model_client(settings: ModelBackendSettings | None = None) -> ModelClient:
+    """The ``ModelClient`` the configuration asks for (``TIMBR_MODEL_BACKEND``); the only factory.
 
-    ``settings`` may be a ``ModelBackendSettings`` or any settings object carrying some of its
-    fields (e.g. a worker's settings class that mixes them in); missing fields come from the
-    environment. The remote client waits for its server at start-up (``model_ready_timeout_s``,
-    0 skips the wait) and raises when it does not come up.
+    The remote client waits for its server at start-up (``model_ready_timeout_s``, 0 skips the
+    wait) and raises when it does not come up.
     """
-    if isinstance(settings, ModelBackendSettings):
-        cfg = settings
-    else:
-        given = {f: getattr(settings, f) for f in ModelBackendSettings.model_fields if hasattr(settings, f)}
-        cfg = ModelBackendSettings(**given)
+    cfg = settings if settings is not None else ModelBackendSettings()
     if cfg.model_backend == "inprocess":
         import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
 

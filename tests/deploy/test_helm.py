@@ -291,6 +291,10 @@ def test_processes_listen_on_the_pod_network(default_docs):
     spec = pod_spec(one(default_docs, "Deployment", "timbr-worker-diarize"))
     env = env_of(spec["containers"][0])
     assert env["TIMBR_METRICS_PORT"]["value"] == "9103"
+    # Readiness is the worker's own: 200 only after its pipelines loaded (services/inference/health.py).
+    probes = {p: spec["containers"][0][p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe",
+                                                                        "startupProbe")}
+    assert probes == {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/readyz"}
     assert env["TIMBR_WORKER_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     # The work directory must be on the writable scratch volume (the image is read-only for uid 10001).
     tmp = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "tmp")
@@ -678,7 +682,7 @@ def test_topics_job_is_a_pre_install_hook(docs):
 
 @pytest.fixture
 def broker():
-    from services.common.devbroker import free_port, start_broker
+    from tools.devbroker import free_port, start_broker
 
     port = free_port()
     proc = start_broker(port)

@@ -10,7 +10,7 @@ from typing import Any
 
 import services.inference.models  # noqa: F401 - registers the models
 from services.inference.model_client import InProcessModelClient
-from services.inference.pipeline import JobContext
+from services.inference.pipeline import JobContext, parse_params
 from services.inference.pipelines.diarize import DiarizePipeline
 
 _CLIENT: InProcessModelClient | None = None
@@ -44,6 +44,7 @@ def run_diarize(workdir: Path, audio: Path, srt: Path | None = None, **params: A
     inputs = {"file": audio}
     if srt is not None:
         inputs["input_srt"] = srt
-    ctx = JobContext("job-1", "acct-1", "diarize", {"file_id": "f1", **params}, inputs, workdir, hook)
+    ctx = JobContext("job-1", "acct-1", "diarize", parse_params("diarize", {"file_id": "f1", **params}), inputs,
+                     workdir, hook)
     files = {r.name: r.path for r in DiarizePipeline(client()).run(ctx)}
     return Run(files, json.loads(files["diarization.json"].read_text()), events)

@@ -15,9 +15,9 @@ import soundfile as sf
 
 import services.inference.models  # noqa: F401 - registers the models
 from services.common.audio import read_audio
-from services.inference.errors import PipelineError
+from services.inference.errors import InvalidAudio, InvalidParams
 from services.inference.model_client import InProcessModelClient
-from services.inference.pipeline import JobContext
+from services.inference.pipeline import JobContext, parse_params
 from services.inference.pipelines import separate as separate_mod
 from services.inference.pipelines.separate import SeparatePipeline
 from tests.inference.separate_audio import laugh, vocal
@@ -44,7 +44,8 @@ class Run:
         def hook(step, artifact=None, *, completed=None, total=None):
             self.events.append((step, completed, total))
 
-        ctx = JobContext("job", "acct", "separate", {"file_id": "f", **params}, {"file": src}, workdir, hook)
+        ctx = JobContext("job", "acct", "separate", parse_params("separate", {"file_id": "f", **params}), {"file": src},
+                         workdir, hook)
         self.results = pipeline.run(ctx)
         self.files = {r.name: r for r in self.results}
         self.manifest = json.loads((workdir / "manifest.json").read_text())
@@ -236,14 +237,14 @@ def test_nonlingual_splits_words_from_vocal_sounds(nonlingual):
 
 def test_bad_depth_for_format_is_validation_error(pipeline, tmp, stereo_src):
     src, _ = stereo_src
-    with pytest.raises(PipelineError) as err:
+    with pytest.raises(InvalidParams) as err:
         Run(pipeline, tmp / "bad1", src, output_format="flac", bit_depth=32)
     assert err.value.code == "validation_error" and "flac" in err.value.message
 
 
 def test_mp3_rate_is_validation_error(pipeline, tmp, stereo_src):
     src, _ = stereo_src
-    with pytest.raises(PipelineError) as err:
+    with pytest.raises(InvalidParams) as err:
         Run(pipeline, tmp / "bad2", src, output_format="mp3", sample_rate=96000)
     assert err.value.code == "validation_error"
 
@@ -251,7 +252,7 @@ def test_mp3_rate_is_validation_error(pipeline, tmp, stereo_src):
 def test_not_audio_is_invalid_audio(pipeline, tmp):
     src = tmp / "notes.wav"
     src.write_text("this is not audio\n" * 100)
-    with pytest.raises(PipelineError) as err:
+    with pytest.raises(InvalidAudio) as err:
         Run(pipeline, tmp / "bad3", src)
     assert err.value.code == "invalid_audio"
 

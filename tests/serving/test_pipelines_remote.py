@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.inference.pipeline import JobContext
+from services.inference.pipeline import JobContext, parse_params
 from services.inference.pipelines.diarize import DiarizePipeline
 from services.inference.pipelines.enhance import EnhancePipeline
 from services.inference.pipelines.separate import SeparatePipeline
@@ -35,7 +35,8 @@ def strip_volatile(value):
 
 def run_job(pipeline_cls, models, src, workdir, job_type, params):
     workdir.mkdir(parents=True)
-    ctx = JobContext("job", "acct", job_type, {"file_id": "f1", **params}, {"file": src}, workdir)
+    ctx = JobContext("job", "acct", job_type, parse_params(job_type, {"file_id": "f1", **params}), {"file": src},
+                     workdir)
     return {r.name: r for r in pipeline_cls(models).run(ctx)}
 
 

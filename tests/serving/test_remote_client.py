@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
+from services.inference.config import ModelBackendSettings, WorkerSettings
 from services.inference.model_client import InProcessModelClient, ModelError
 from services.inference.remote_client import (
     CLIENT_REQUESTS,
     CLIENT_RETRIES,
-    ModelBackendSettings,
     ModelServerUnavailable,
     TritonModelClient,
     make_model_client,
@@ -101,19 +101,17 @@ def test_factory_chooses_backend_from_settings(monkeypatch):
     monkeypatch.delenv("TIMBR_MODEL_BACKEND", raising=False)
     assert isinstance(make_model_client(ModelBackendSettings()), InProcessModelClient)
 
-    class WorkerLike:  # a service's own settings carrying some of the fields
-        model_backend = "remote"
-        model_url = f"127.0.0.1:{free_port()}"
-
+    url = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv("TIMBR_MODEL_READY_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("TIMBR_WORKER_JOB_TYPES", "enhance")
     start = time.monotonic()
-    with pytest.raises(ModelServerUnavailable):
-        make_model_client(WorkerLike())
+    with pytest.raises(ModelServerUnavailable):  # the worker's own settings carry the backend's
+        make_model_client(WorkerSettings(model_backend="remote", model_url=url))
     assert time.monotonic() - start < 4
 
     monkeypatch.setenv("TIMBR_MODEL_READY_TIMEOUT_S", "0")  # no start-up wait: built lazily
-    client = make_model_client(WorkerLike())
-    assert isinstance(client, TritonModelClient) and client.url == WorkerLike.model_url
+    client = make_model_client(ModelBackendSettings(model_backend="remote", model_url=url))
+    assert isinstance(client, TritonModelClient) and client.url == url
     client.close()
 
 

@@ -2,7 +2,7 @@
 
 It does real (tiny) audio work so results can be checked: halves the gain and reports peaks.
 Behaviour by ``eq_preset`` (an enhance parameter the gateway validates): ``balanced`` succeeds,
-``vocal`` fails permanently (PipelineError), ``bass_boost`` fails transiently every time.
+``vocal`` fails permanently (InvalidAudio), ``bass_boost`` fails transiently every time.
 ``TEST_PIPELINE_STEP_S`` (env) makes each of its 10 steps sleep, for crash and cancel tests.
 """
 
@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from services.common.audio import read_audio, write_audio
-from services.inference.errors import PipelineError
+from services.common.params import EnhanceParams
+from services.inference.errors import InvalidAudio
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
 
 
@@ -23,10 +24,10 @@ class HalfGainPipeline(Pipeline):
     job_type = "enhance"
     steps = ("decode", "process", "encode")
 
-    def run(self, ctx: JobContext) -> list[ResultFile]:
-        preset = ctx.params.get("eq_preset")
+    def run(self, ctx: JobContext[EnhanceParams]) -> list[ResultFile]:
+        preset = ctx.params.eq_preset
         if preset == "vocal":
-            raise PipelineError("invalid_audio", "test pipeline refuses vocal")
+            raise InvalidAudio("test pipeline refuses vocal")
         if preset == "bass_boost":
             raise RuntimeError("test pipeline transient failure")
         ctx.hook("decode", completed=0, total=1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.settings import key_values
+
 
 class ModelServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIMBR_MODEL_SERVER_", extra="ignore")
@@ -35,8 +37,7 @@ class ModelServerSettings(BaseSettings):
 
     @property
     def extra(self) -> dict[str, str]:
-        pairs = (item.split("=", 1) for item in self.extra_models.split(",") if "=" in item)
-        return {k.strip(): v.strip() for k, v in pairs}
+        return key_values(self.extra_models)
 
     def model_names(self, registered: list[str]) -> list[str]:
         """The models to serve: the configured list (checked) or every registered one."""

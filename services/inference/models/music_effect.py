@@ -24,18 +24,18 @@ Stateless; callers cut long audio into chunks (the pipeline uses 20 s with overl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from services.common.audio import resample
+from services.inference.config import BUNDLED_WEIGHTS, model_settings
 from services.inference.model_client import Model, ModelError, Scalar, Tensors, json_output
 from services.inference.separation.baseline import music_mask as baseline_mask
 from services.inference.separation.stft import istft, stft, transfer_mask
 
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "music_effect.onnx"
+WEIGHTS = BUNDLED_WEIGHTS / "music_effect.onnx"
 NET_RATE, NET_FFT, NET_HOP = 16000, 512, 128
 WINDOW_S = 0.032
 
@@ -45,7 +45,7 @@ class MusicEffectSeparator(Model):
 
     def __init__(self, weights: Path | None = None) -> None:
         super().__init__()
-        self.weights = weights or Path(os.environ.get("TIMBR_MUSIC_EFFECT_WEIGHTS", WEIGHTS))
+        self.weights = weights or model_settings().music_effect_weights
         self._session = None
 
     def load(self) -> None:
@@ -53,7 +53,7 @@ class MusicEffectSeparator(Model):
             import onnxruntime as ort
 
             opts = ort.SessionOptions()
-            opts.intra_op_num_threads = int(os.environ.get("TIMBR_CPU_THREADS", "2"))
+            opts.intra_op_num_threads = model_settings().cpu_threads
             opts.inter_op_num_threads = 1
             self._session = ort.InferenceSession(str(self.weights), opts, providers=["CPUExecutionProvider"])
         self.ready = True

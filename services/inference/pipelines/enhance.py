@@ -34,7 +34,6 @@ from typing import Any
 import av
 import numpy as np
 import soxr
-from pydantic import ValidationError
 
 from services.common.audio import CONTENT_TYPES, AudioWriter, InvalidAudio, iter_blocks, probe_rate
 from services.common.params import EnhanceParams
@@ -43,7 +42,7 @@ from services.inference.dsp.dynamics import COMPRESSOR, LimiterSettings, TruePea
 from services.inference.dsp.loudness import LevelStats, LoudnessMeter, TruePeakMeter
 from services.inference.dsp.overlap import ChunkedProcessor
 from services.inference.dsp.spectral import spectral_gate
-from services.inference.errors import PipelineError
+from services.inference.errors import InvalidParams
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
 
 ENHANCER = "speech_enhancer"
@@ -185,12 +184,9 @@ class EnhancePipeline(Pipeline):
     settings = EnhanceSettings()
 
     # ------------------------------------------------------------------ run
-    def run(self, ctx: JobContext) -> list[ResultFile]:
+    def run(self, ctx: JobContext[EnhanceParams]) -> list[ResultFile]:
         started = time.monotonic()
-        try:
-            p = EnhanceParams.model_validate(ctx.params)
-        except ValidationError as exc:
-            raise PipelineError("validation_error", str(exc)) from exc
+        p: EnhanceParams = ctx.params
         try:
             source = self._analyze(ctx)                                   # input measurements
             out_rate = self._output_rate(p, source.rate)
@@ -198,10 +194,6 @@ class EnhancePipeline(Pipeline):
             stage = self._enhance(ctx, p, source, out_rate, scratch)      # -> scratch file
             out_path = ctx.workdir / f"enhanced.{p.output_format}"
             render = self._render(ctx, p, stage, scratch, out_path)      # -> output file
-        except InvalidAudio as exc:
-            raise PipelineError("invalid_audio", str(exc)) from exc
-        except av.error.FFmpegError as exc:  # probe_rate opens the file unwrapped
-            raise PipelineError("invalid_audio", f"the file could not be decoded as audio: {exc}") from exc
         finally:
             (ctx.workdir / "enhance.scratch.f32").unlink(missing_ok=True)
 
@@ -258,7 +250,7 @@ class EnhancePipeline(Pipeline):
         rate = p.sample_rate or in_rate
         if p.output_format == "mp3" and rate > MP3_MAX_RATE:
             if p.sample_rate:
-                raise PipelineError("validation_error", f"mp3 cannot hold {rate} Hz (at most {MP3_MAX_RATE})")
+                raise InvalidParams(f"mp3 cannot hold {rate} Hz (at most {MP3_MAX_RATE})")
             rate = MP3_MAX_RATE
         return rate
 

@@ -36,13 +36,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import soxr
-from pydantic import ValidationError
 from scipy.ndimage import convolve1d
 
 from services.common.audio import CONTENT_TYPES, AudioWriter, InvalidAudio, iter_blocks, probe, resample
 from services.common.params import STEMS, SeparateParams, SeparationType
-from services.inference.errors import PipelineError
-from services.inference.model_client import ModelError, ModelNotFound, parse_json_output
+from services.inference.errors import InvalidParams, ModelError, ModelNotFound
+from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
 from services.inference.separation.stft import istft, stft
 
@@ -95,21 +94,15 @@ class SeparatePipeline(Pipeline):
 
     # ------------------------------------------------------------------ entry point
 
-    def run(self, ctx: JobContext) -> list[ResultFile]:
-        try:
-            params = SeparateParams.model_validate(ctx.params)
-        except ValidationError as exc:
-            raise PipelineError("validation_error", str(exc)) from exc
+    def run(self, ctx: JobContext[SeparateParams]) -> list[ResultFile]:
+        params = ctx.params
         fmt, depth, out_rate = params.output_format, params.bit_depth, params.sample_rate
         if fmt == "mp3" and out_rate not in MP3_RATES:
-            raise PipelineError("validation_error", f"mp3 cannot be written at {out_rate} Hz "
+            raise InvalidParams(f"mp3 cannot be written at {out_rate} Hz "
                                 f"(allowed: {', '.join(map(str, MP3_RATES))}); use wav, flac or ogg")
         sep_type = SeparationType(params.separation_type)
         stems = STEMS[sep_type]
-        try:
-            info = probe(ctx.input_path)
-        except InvalidAudio as exc:
-            raise PipelineError("invalid_audio", str(exc)) from exc
+        info = probe(ctx.input_path)
         ctx.hook("probe", completed=1, total=1)
 
         started = time.monotonic()
@@ -126,8 +119,6 @@ class SeparatePipeline(Pipeline):
         notes: dict[str, object] = {}
         try:
             self._separate(ctx, sep_type, stems, streams, out_rate, total, notes)
-        except InvalidAudio as exc:
-            raise PipelineError("invalid_audio", str(exc)) from exc
         finally:
             for st in streams.values():
                 st.writer.close()
@@ -261,12 +252,8 @@ class SeparatePipeline(Pipeline):
             res = self.models.infer("whisper", {"audio": mono16, "clips": np.array([[0.0, len(mono16) / ASR_RATE]],
                                                                                    np.float32)},
                                     {"task": "transcribe", "language": "auto", "beam_size": 1})
-        except ModelNotFound:
+        except ModelNotFound:  # not served here (not registered, or cannot load): the VAD gate alone
             return None
-        except ModelError as exc:
-            if "No module named" in str(exc) or "model.bin" in str(exc):
-                return None
-            raise
         out = []
         for seg in parse_json_output(res["result"])["segments"]:
             if seg.get("no_speech_prob", 0.0) > 0.8:

@@ -1,0 +1,92 @@
+"""Evaluation: diarization error rate (NIST style, frame-based) and word error rate.
+
+DER = (missed speech + false alarm + speaker confusion) / reference speech, on a 10 ms grid,
+with the hypothesis speakers mapped one-to-one onto the reference by the Hungarian method.
+A ``collar`` (seconds each side of every reference boundary) is left out of the scoring, as
+md-eval does with its usual 0.25 s. Overlapped speech is not scored specially (the corpora
+here have none).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+STEP = 0.01
+Turn = tuple[float, float, str]   # start, end, speaker
+
+
+def _grid(turns: Sequence[Turn], speakers: list[str], n: int) -> np.ndarray:
+    grid = np.zeros((len(speakers), n), bool)
+    for s, e, spk in turns:
+        grid[speakers.index(spk), round(s / STEP):round(e / STEP)] = True
+    return grid
+
+
+def der(reference: Sequence[Turn], hypothesis: Sequence[Turn], collar: float = 0.0) -> dict[str, float]:
+    from scipy.optimize import linear_sum_assignment
+
+    end = max([e for _, e, _ in reference] + [e for _, e, _ in hypothesis] + [0.0])
+    n = int(np.ceil(end / STEP)) + 1
+    ref_spk = sorted({t[2] for t in reference})
+    hyp_spk = sorted({t[2] for t in hypothesis})
+    ref = _grid(reference, ref_spk, n)
+    hyp = _grid(hypothesis, hyp_spk, n)
+    scored = np.ones(n, bool)
+    if collar > 0:
+        c = round(collar / STEP)
+        for s, e, _ in reference:
+            for b in (round(s / STEP), round(e / STEP)):
+                scored[max(0, b - c):b + c] = False
+    ref, hyp = ref[:, scored], hyp[:, scored]
+    ref_any, hyp_any = ref.any(0), hyp.any(0)
+    total = float(ref_any.sum())
+    miss = float((ref_any & ~hyp_any).sum())
+    false_alarm = float((~ref_any & hyp_any).sum())
+    both = ref_any & hyp_any
+    # Confusion: frames where both speak but the mapped speaker differs.
+    overlap = (ref[:, None, :] & hyp[None, :, :] & both).sum(-1) if len(ref_spk) and len(hyp_spk) else np.zeros((0, 0))
+    matched = 0.0
+    if overlap.size:
+        r, h = linear_sum_assignment(-overlap)
+        matched = float(overlap[r, h].sum())
+    confusion = float(both.sum()) - matched
+    denom = max(total, 1.0)
+    return {"der": (miss + false_alarm + confusion) / denom, "miss": miss / denom,
+            "false_alarm": false_alarm / denom, "confusion": confusion / denom, "scored_s": total * STEP}
+
+
+def normalise(text: str) -> list[str]:
+    text = text.lower().replace("-", " ")
+    return re.findall(r"[a-z0-9']+", text)
+
+
+_NUMBERS = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
+            "8": "eight", "9": "nine", "10": "ten", "20": "twenty"}
+
+
+# British -> American spellings, as Whisper's English normaliser does (a spelling is not an error).
+_SPELLING = {"colour": "color", "colours": "colors", "favourite": "favorite", "centre": "center",
+             "theatre": "theater", "organise": "organize", "realise": "realize", "grey": "gray"}
+
+
+def _norm_word(w: str) -> str:
+    return _SPELLING.get(w, _NUMBERS.get(w, w))
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate after lower-casing, dropping punctuation, spelling small numbers and
+    mapping British spellings to American ones."""
+    ref = [_norm_word(w) for w in normalise(reference)]
+    hyp = [_norm_word(w) for w in normalise(hypothesis)]
+    if not ref:
+        return float(len(hyp) > 0)
+    d = np.arange(len(hyp) + 1)
+    for i, rw in enumerate(ref, 1):
+        prev, d = d, np.empty_like(d)
+        d[0] = i
+        for j, hw in enumerate(hyp, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
+    return float(d[-1]) / len(ref)
