@@ -51,7 +51,7 @@ $(PB_DIR)/__init__.py: $(wildcard protos/timbr/v1/*.proto) | venv
 models: $(MODEL_TARGETS)
 
 run: install
-	$(PY) -m services.devstack
+	$(PY) -m tools.devstack
 
 test: install apt-train
 	$(PY) -m pytest -q

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from services.inference.diarization.metrics import der, wer
 from tests.inference.audiogen import SENTENCES, SHORT, VOICES, conversation
 from tests.inference.conftest_diarize import run_diarize
+from tools.metrics import der, wer
 
 VAD_TYPES = ("ten-vad", "silero", "webrtc")
 TURNS_PER_SPEAKER = 3

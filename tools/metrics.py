@@ -1,10 +1,10 @@
-"""Evaluation: diarization error rate (NIST style, frame-based) and word error rate.
+"""Evaluation metrics of the benches and tests: DER and WER (diarize), SI-SDR (enhance, separate).
 
 DER = (missed speech + false alarm + speaker confusion) / reference speech, on a 10 ms grid,
 with the hypothesis speakers mapped one-to-one onto the reference by the Hungarian method.
 A ``collar`` (seconds each side of every reference boundary) is left out of the scoring, as
-md-eval does with its usual 0.25 s. Overlapped speech is not scored specially (the corpora
-here have none).
+md-eval does with its usual 0.25 s. Overlapped speech counts per speaker, as md-eval does: a
+frame where two reference speakers talk and the hypothesis has one is one speaker-frame missed.
 """
 
 from __future__ import annotations
@@ -41,18 +41,17 @@ def der(reference: Sequence[Turn], hypothesis: Sequence[Turn], collar: float = 0
             for b in (round(s / STEP), round(e / STEP)):
                 scored[max(0, b - c):b + c] = False
     ref, hyp = ref[:, scored], hyp[:, scored]
-    ref_any, hyp_any = ref.any(0), hyp.any(0)
-    total = float(ref_any.sum())
-    miss = float((ref_any & ~hyp_any).sum())
-    false_alarm = float((~ref_any & hyp_any).sum())
-    both = ref_any & hyp_any
-    # Confusion: frames where both speak but the mapped speaker differs.
-    overlap = (ref[:, None, :] & hyp[None, :, :] & both).sum(-1) if len(ref_spk) and len(hyp_spk) else np.zeros((0, 0))
+    n_ref, n_hyp = ref.sum(0), hyp.sum(0)
+    total = float(n_ref.sum())
+    miss = float(np.maximum(n_ref - n_hyp, 0).sum())
+    false_alarm = float(np.maximum(n_hyp - n_ref, 0).sum())
+    # Confusion: speaker-frames both sides hold but the mapped speaker differs.
+    overlap = (ref[:, None, :] & hyp[None, :, :]).sum(-1) if len(ref_spk) and len(hyp_spk) else np.zeros((0, 0))
     matched = 0.0
     if overlap.size:
         r, h = linear_sum_assignment(-overlap)
         matched = float(overlap[r, h].sum())
-    confusion = float(both.sum()) - matched
+    confusion = float(np.minimum(n_ref, n_hyp).sum()) - matched
     denom = max(total, 1.0)
     return {"der": (miss + false_alarm + confusion) / denom, "miss": miss / denom,
             "false_alarm": false_alarm / denom, "confusion": confusion / denom, "scored_s": total * STEP}
@@ -90,3 +89,12 @@ def wer(reference: str, hypothesis: str) -> float:
         for j, hw in enumerate(hyp, 1):
             d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
     return float(d[-1]) / len(ref)
+
+
+def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019), on zero-mean signals."""
+    est = est.astype(np.float64) - est.mean()
+    ref = ref.astype(np.float64) - ref.mean()
+    scale = np.dot(est, ref) / (np.dot(ref, ref) + 1e-12)
+    target = scale * ref
+    return float(10 * np.log10((target @ target + 1e-12) / ((est - target) @ (est - target) + 1e-12)))

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.inference.diarization.metrics import der, wer
 from services.inference.diarization.srt import Cue, format_srt, parse_srt
-from services.inference.errors import PipelineError
+from services.inference.errors import InvalidAudio, InvalidParams, InvalidSrt
 from tests.inference.audiogen import VOICES, conversation, noise_music
 from tests.inference.conftest_diarize import run_diarize
+from tools.metrics import der, wer
 
 
 def truth_speaker_at(conv, t):
@@ -216,14 +216,14 @@ def test_bad_inputs_are_permanent_errors(two, tmp_path):
     _, _, path = two
     bad = tmp_path / "bad.srt"
     bad.write_text("1\n00:00:01,000 --> 00:00:00,500\nhello\n")
-    with pytest.raises(PipelineError) as err:
+    with pytest.raises(InvalidSrt) as err:
         run_diarize(tmp_path / "a", path, srt=bad)
     assert err.value.code == "invalid_srt" and "line 2" in err.value.message
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not audio at all" * 100)
-    with pytest.raises(PipelineError) as err:
+    with pytest.raises(InvalidAudio) as err:
         run_diarize(tmp_path / "b", junk)
     assert err.value.code == "invalid_audio"
-    with pytest.raises(PipelineError) as err:
+    with pytest.raises(InvalidParams) as err:
         run_diarize(tmp_path / "c", path, language="xx")
     assert err.value.code == "validation_error"

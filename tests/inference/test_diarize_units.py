@@ -11,10 +11,10 @@ from services.inference.diarization.clustering import SpeakerTimeline, cluster, 
 from services.inference.diarization.cues import CueStyle, assign_words, build_cues
 from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason
-from services.inference.diarization.metrics import der, wer
 from services.inference.diarization.srt import Cue, SrtError, format_srt, parse_srt
 from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
 from tests.inference.audiogen import VOICES, speak
+from tools.metrics import der, wer
 
 HOP = 0.01
 

@@ -29,10 +29,11 @@ from services.inference.dsp import eq as eqmod
 from services.inference.dsp.dynamics import TruePeakLimiter
 from services.inference.dsp.loudness import LoudnessMeter, TruePeakMeter
 from services.inference.dsp.overlap import ChunkedProcessor
-from services.inference.errors import PipelineError
+from services.inference.errors import InvalidAudio, InvalidParams
 from services.inference.model_client import InProcessModelClient
-from services.inference.pipeline import JobContext
+from services.inference.pipeline import JobContext, parse_params
 from services.inference.pipelines.enhance import EnhancePipeline, atten_lim_db
+from tools.metrics import si_sdr
 
 TEXT = ("Please remember to water the plants while I am away. The museum has a new exhibition "
         "about ancient ships, and the garden looks beautiful after the rain.")
@@ -57,12 +58,6 @@ def white(n: int, seed: int = 0) -> np.ndarray:
 def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     noise = noise * np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
     return (speech + noise).astype(np.float32)
-
-
-def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    ref, est = ref.astype(np.float64), est.astype(np.float64)
-    a = np.dot(est, ref) / np.dot(ref, ref)
-    return 10 * math.log10(np.sum((a * ref) ** 2) / np.sum((est - a * ref) ** 2))
 
 
 def true_peak_4x(x: np.ndarray, rate: int) -> float:
@@ -96,7 +91,7 @@ class Runner:
         work.mkdir()
         src = work / "input.wav"
         sf.write(src, np.atleast_2d(audio).T, rate, subtype=subtype)
-        ctx = JobContext(f"job{self.n}", "acct", "enhance", {"file_id": "f1", **params}, {"file": src},
+        ctx = JobContext(f"job{self.n}", "acct", "enhance", parse_params("enhance", {"file_id": "f1", **params}), {"file": src},
                          work, self.hook)
         results = self.pipe.run(ctx)
         by_name = {r.name: r for r in results}
@@ -124,9 +119,9 @@ def denoised(run, speech48):
 
 def test_denoise_raises_si_sdr_with_strength(denoised):
     _noisy, ref, outs, _ = denoised
-    base = si_sdr(ref, outs[0.0][0][0])
-    half = si_sdr(ref, outs[0.5][0][0])
-    full = si_sdr(ref, outs[1.0][0][0])
+    base = si_sdr(outs[0.0][0][0], ref)
+    half = si_sdr(outs[0.5][0][0], ref)
+    full = si_sdr(outs[1.0][0][0], ref)
     assert abs(base) < 1.5                       # 0 dB SNR in, strength 0: nothing removed
     assert half > base + 8.0
     assert full > half - 0.5 and full > base + 9.0
@@ -159,7 +154,7 @@ def test_fallback_denoiser_when_model_cannot_serve(tmp_path, speech48):
     ref, *_ = run(clean, 48000, denoise=False, normalize=False, bit_depth=32)
     y, _, report, _ = run(noisy, 48000, noise_reduction=1.0, normalize=False, bit_depth=32)
     assert report["settings"]["denoise"]["method"] == "spectral_gate"
-    assert si_sdr(ref[0], y[0]) > si_sdr(ref[0], noisy) + 3
+    assert si_sdr(y[0], ref[0]) > si_sdr(noisy, ref[0]) + 3
 
 
 # ------------------------------------------------------------------ EQ
@@ -366,13 +361,12 @@ def test_mp3_output_at_a_high_input_rate(run, speech48):
 def test_bad_input_is_a_permanent_error(run, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really audio" * 10)
-    ctx = JobContext("j", "a", "enhance", {"file_id": "f"}, {"file": bad}, tmp_path)
-    with pytest.raises(PipelineError) as err:
+    ctx = JobContext("j", "a", "enhance", parse_params("enhance", {"file_id": "f"}), {"file": bad}, tmp_path)
+    with pytest.raises(InvalidAudio) as err:
         run.pipe.run(ctx)
     assert err.value.code == "invalid_audio"
-    ctx = JobContext("j", "a", "enhance", {"file_id": "f", "noise_reduction": 2}, {"file": bad}, tmp_path)
-    with pytest.raises(PipelineError) as err:
-        run.pipe.run(ctx)
+    with pytest.raises(InvalidParams) as err:  # out of contract: refused when the job's params are parsed
+        parse_params("enhance", {"file_id": "f", "noise_reduction": 2})
     assert err.value.code == "validation_error"
 
 
@@ -404,7 +398,7 @@ def test_chunk_borders_join_without_clicks(tmp_path, speech48):
         around = np.abs(hp[b - 48000: b + 48000]).max()
         assert near <= around + 1e-6
     # 2) The chunked result stays close to the unchunked one (same model, other windows).
-    assert si_sdr(big, small) > 15
+    assert si_sdr(small, big) > 15
 
 
 # ------------------------------------------------------------------ DSP units

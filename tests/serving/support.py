@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from tools.devbroker import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SPEECH_TEXT = ("The quick brown fox jumps over the lazy dog. A second sentence follows, "
                "spoken a little later, about the weather and the garden.")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ModelServerProcess:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from services.common.audio import read_audio, resample
+from tools.metrics import si_sdr  # noqa: F401 - evaluate.py and the tests call heldout.si_sdr
 from training.separation import data
 
 HELDOUT_SEED = 987_654
@@ -99,11 +100,3 @@ def mixture(seed: int, seconds: float = 10.0, rate: int = 48000, music_db: float
     e = _fit(e, n) / (data._rms(e) + 1e-9) * ref * 10 ** (effect_db / 20) if effect_db > -90 else e
     scale = 0.25 / max(1e-6, float(np.max(np.abs(sp + m + e))))
     return Mixture(rate, sp * scale, (m * scale).astype(np.float32), (e * scale).astype(np.float32))
-
-
-def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
-    est = est.astype(np.float64) - est.mean()
-    ref = ref.astype(np.float64) - ref.mean()
-    scale = np.dot(est, ref) / (np.dot(ref, ref) + 1e-12)
-    target = scale * ref
-    return float(10 * np.log10((target @ target + 1e-12) / ((est - target) @ (est - target) + 1e-12)))
