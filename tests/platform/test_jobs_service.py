@@ -9,13 +9,13 @@ import pytest
 
 from services.billing.server import BillingServicer
 from services.billing.service import BillingService
-from services.common.devbroker import free_port
 from services.common.grpc_util import channel, make_server
 from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import billing_pb2_grpc, events_pb2
 from services.jobs.errors import FileNotFound, InsufficientCredits, InvalidRequest, InvalidState, JobNotFound
 from services.jobs.models import FileRecord, JobRecord, OutboxMessage
 from services.jobs.service import JobsService, credits_for
+from tools.devbroker import free_port
 
 
 @pytest.fixture

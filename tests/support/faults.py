@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from services.common.devbroker import start_broker
+from tools.devbroker import start_broker
 from services.common.pb.timbr.v1 import billing_pb2
 from services.devstack import Stack
 

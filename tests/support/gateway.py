@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from services.common.devbroker import free_port
+from tools.devbroker import free_port
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 
