@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.billing import errors
 from services.billing.service import BillingService
-from services.common.grpc_util import REQUEST_ID_KEY
+from services.common.grpc_util import REQUEST_ID_KEY, abort
 from services.common.pb.timbr.v1 import billing_pb2 as pb
 from services.common.pb.timbr.v1 import billing_pb2_grpc as pb_grpc
 
@@ -34,7 +34,9 @@ def _mapped(context: grpc.ServicerContext):
     try:
         yield
     except errors.BillingError as exc:
-        context.abort(_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+        detail = (pb.InsufficientCreditsDetail(needed=exc.needed, available=exc.available)
+                  if isinstance(exc, errors.InsufficientCredits) else None)
+        abort(context, _CODES.get(type(exc), grpc.StatusCode.INTERNAL), exc.code, exc.message, detail)
 
 
 def _request_id(context: grpc.ServicerContext) -> str:

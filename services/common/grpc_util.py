@@ -11,8 +11,11 @@ import hmac
 import time
 from collections.abc import Callable
 from concurrent import futures
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Histogram
@@ -26,6 +29,7 @@ SERVICE_TOKEN_KEY = "authorization"
 # Health (probes) and reflection (the schema, no data) answer without the service token.
 _OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 log = get_logger(__name__)
+M = TypeVar("M", bound=Message)
 
 
 class _RequireServiceToken(grpc.ServerInterceptor):
@@ -137,16 +141,38 @@ def metadata(request_id: str | None) -> tuple[tuple[str, str], ...]:
 
 
 ERROR_CODE_KEY = "error-code"
+# gRPC's rich error model: a serialized google.rpc.Status whose details carry typed messages.
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
-def abort(context: grpc.ServicerContext, status: grpc.StatusCode, code: str, message: str, **extra) -> None:
-    """Abort with the API error code (and any extra fields) in trailing metadata for the gateway."""
-    context.set_trailing_metadata(((ERROR_CODE_KEY, code),) + tuple((k, str(v)) for k, v in extra.items()))
+def abort(context: grpc.ServicerContext, status: grpc.StatusCode, code: str, message: str,
+          detail: Message | None = None) -> None:
+    """Abort with the API error code in trailing metadata and, when given, a typed ``detail``
+    message (e.g. ``InsufficientCreditsDetail``) in the status details."""
+    trailing: tuple[tuple[str, str | bytes], ...] = ((ERROR_CODE_KEY, code),)
+    if detail is not None:
+        rich = status_pb2.Status(code=status.value[0], message=message)
+        rich.details.add().Pack(detail)
+        trailing += ((STATUS_DETAILS_KEY, rich.SerializeToString()),)
+    context.set_trailing_metadata(trailing)
     context.abort(status, message)
 
 
-def error_details(exc: grpc.RpcError) -> dict[str, str]:
-    """The trailing metadata of a failed call as a dict (error-code and extras)."""
+def error_detail(exc: grpc.RpcError, kind: type[M]) -> M | None:
+    """The typed detail of kind ``kind`` a failed call carries, or None."""
+    raw = error_details(exc).get(STATUS_DETAILS_KEY)
+    if not isinstance(raw, bytes):
+        return None
+    for packed in status_pb2.Status.FromString(raw).details:
+        if packed.Is(kind.DESCRIPTOR):
+            detail = kind()
+            packed.Unpack(detail)
+            return detail
+    return None
+
+
+def error_details(exc: grpc.RpcError) -> dict[str, str | bytes]:
+    """The trailing metadata of a failed call as a dict (error-code, status details)."""
     try:
         return {k: v for k, v in (exc.trailing_metadata() or ())}
     except Exception:  # noqa: BLE001 - not every RpcError carries metadata

@@ -18,8 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.common.grpc_util import ERROR_CODE_KEY, error_details
+from services.common.grpc_util import ERROR_CODE_KEY, error_detail, error_details
 from services.common.logging import get_logger
+from services.common.pb.timbr.v1 import billing_pb2
 from services.common.storage import StorageUnavailable
 
 log = get_logger(__name__)
@@ -55,7 +56,8 @@ def from_grpc(exc: grpc.RpcError) -> ApiError:
     code = details.pop(ERROR_CODE_KEY, "")
     status = _GRPC_HTTP.get(exc.code(), 500)
     if code == "insufficient_credits":
-        extra = {k: int(v) for k, v in details.items() if k in ("required", "available")}
+        refused = error_detail(exc, billing_pb2.InsufficientCreditsDetail)
+        extra = {"required": refused.needed, "available": refused.available} if refused is not None else {}
         return ApiError(402, code, exc.details() or "insufficient credits", **extra)
     status = _CODE_HTTP.get(code, status)
     if not code:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.grpc_util import channel, make_server
+from services.common.grpc_util import make_server
 from services.common.migrate import open_database
-from services.common.pb.timbr.v1 import billing_pb2_grpc, jobs_pb2
+from services.common.pb.timbr.v1 import jobs_pb2
 from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
 from services.common.storage import make_storage
 from services.jobs.background import EventConsumer, OutboxPublisher, RetentionSweeper, Settler, Sweeper
+from services.jobs.billing_client import BillingClient
 from services.jobs.config import JobsSettings
 from services.jobs.queue_lag import QueueLagMonitor
 from services.jobs.server import JobsServicer
@@ -33,9 +34,8 @@ class JobsApp:
 
 def start(settings: JobsSettings, background: bool = True) -> JobsApp:
     sessions = open_database("jobs", settings.database_url)
-    billing = billing_pb2_grpc.BillingStub(channel(settings.billing_addr, settings.service_token))
-    service = JobsService(sessions, billing, settings.grpc_timeout_s, storage=make_storage(settings),
-                          retention_days=settings.retention_days)
+    billing = BillingClient(settings.billing_addr, settings.grpc_timeout_s, settings.service_token)
+    service = JobsService(sessions, billing, storage=make_storage(settings), retention_days=settings.retention_days)
     server, port = make_server("jobs", settings.grpc_listen,
                                lambda s: pb_grpc.add_JobsServicer_to_server(JobsServicer(service), s),
                                service_token=settings.service_token,

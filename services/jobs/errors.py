@@ -1,13 +1,12 @@
 """Jobs errors, each with its public API error code; the servicer maps them to gRPC status."""
 
+from __future__ import annotations
 
-class JobsError(Exception):
+from services.common.errors import CodedError
+
+
+class JobsError(CodedError):
     code = "internal_error"
-
-    def __init__(self, message: str, **extra) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
 
 class FileNotFound(JobsError):
@@ -24,6 +23,11 @@ class InvalidRequest(JobsError):
 
 class InsufficientCredits(JobsError):
     code = "insufficient_credits"
+
+    def __init__(self, message: str, required: int, available: int) -> None:
+        super().__init__(message)
+        self.required = required
+        self.available = available
 
 
 class InvalidState(JobsError):

@@ -9,7 +9,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.grpc_util import abort
-from services.common.pb.timbr.v1 import events_pb2
+from services.common.pb.timbr.v1 import billing_pb2, events_pb2
 from services.common.pb.timbr.v1 import jobs_pb2 as pb
 from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
 from services.jobs import errors
@@ -45,7 +45,9 @@ def _mapped(context):
     try:
         yield
     except errors.JobsError as exc:
-        abort(context, _CODES.get(type(exc), grpc.StatusCode.INTERNAL), exc.code, exc.message, **exc.extra)
+        detail = (billing_pb2.InsufficientCreditsDetail(needed=exc.required, available=exc.available)
+                  if isinstance(exc, errors.InsufficientCredits) else None)
+        abort(context, _CODES.get(type(exc), grpc.StatusCode.INTERNAL), exc.code, exc.message, detail)
 
 
 def file_to_pb(f: FileRecord) -> pb.File:

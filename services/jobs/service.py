@@ -22,23 +22,21 @@ import json
 import math
 import uuid
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common.grpc_util import error_details, metadata
 from services.common.kafka import headers, job_event_type
 from services.common.logging import get_logger
-from services.common.pb.timbr.v1 import billing_pb2, events_pb2
+from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_EVENTS, TOPIC_REQUESTED
 from services.common.storage import Storage
 from services.jobs import metrics
 from services.jobs.accounts import AccountSettingsStore
+from services.jobs.billing_client import BillingClient
 from services.jobs.errors import (
     FileNotFound,
-    InsufficientCredits,
     InvalidRequest,
     InvalidState,
     JobNotFound,
@@ -85,11 +83,10 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 class JobsService:
-    def __init__(self, sessions: sessionmaker, billing, grpc_timeout_s: float = 10.0, storage: Storage | None = None,
+    def __init__(self, sessions: sessionmaker, billing: BillingClient, storage: Storage | None = None,
                  retention_days: float = 7.0, idempotency_wait_s: float = 15.0) -> None:
         self._sessions = sessions
-        self._billing = billing  # billing_pb2_grpc.BillingStub
-        self._timeout = grpc_timeout_s
+        self._billing = billing
         self.accounts = AccountSettingsStore(sessions, retention_days)
         self.keys = IdempotencyKeys(sessions, wait_s=idempotency_wait_s)
         self.lifecycle = Lifecycle(sessions, storage, self.accounts)
@@ -225,28 +222,11 @@ class JobsService:
             inputs={k: events_pb2.InputObject(**v) for k, v in job.inputs.items()})
 
     def _reserve(self, job_id: str, account_id: str, credits: int, request_id: str) -> str:
-        try:
-            return self._billing.Reserve(
-                billing_pb2.ReserveRequest(job_id=job_id, account_id=account_id, credits=credits),
-                timeout=self._timeout, metadata=metadata(request_id)).state
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                balance = self._billing.GetBalance(billing_pb2.GetBalanceRequest(account_id=account_id),
-                                                   timeout=self._timeout)
-                raise InsufficientCredits(exc.details(), required=credits, available=balance.available) from exc
-            raise Unavailable(f"billing failed: {exc.code().name}: {exc.details()}") from exc
+        return self._billing.reserve(job_id, account_id, credits, request_id)
 
     def _settle(self, job_id: str, how: str) -> None:
         """Confirm or release a job's credits; idempotent, raises Unavailable to be retried."""
-        call = self._billing.Confirm if how == "confirm" else self._billing.Release
-        try:
-            call(billing_pb2.SettleRequest(job_id=job_id), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
-                log.warning("credits.settle_skipped", job_id=job_id, how=how, reason=exc.details(),
-                            **error_details(exc))
-                return
-            raise Unavailable(f"billing {how} failed: {exc.code().name}") from exc
+        self._billing.settle(job_id, how)
 
     def get_job(self, job_id: str, account_id: str | None) -> JobRecord:
         if not _plain_id(job_id):
@@ -458,11 +438,10 @@ class JobsService:
     def release_orphans(self, older_than_s: float = 300.0) -> int:
         """Release reservations whose job row was never written (the service died between
         Reserve and the insert). Returns how many."""
-        resp = self._billing.ListOpenReservations(
-            billing_pb2.ListOpenReservationsRequest(older_than_s=older_than_s, limit=500), timeout=self._timeout)
+        open_ids = self._billing.open_reservations(older_than_s)
         released = 0
         with self._sessions() as s:
-            orphans = [r.job_id for r in resp.reservations if s.get(JobRecord, r.job_id) is None]
+            orphans = [job_id for job_id in open_ids if s.get(JobRecord, job_id) is None]
         for job_id in orphans:
             self._settle(job_id, "release")
             log.warning("credits.orphan_released", job_id=job_id)

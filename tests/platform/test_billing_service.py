@@ -146,3 +146,41 @@ def test_every_ledger_entry_writes_one_credit_event(billing):
     assert [dict(r.headers)["event-type"] for r, _ in events[1:]] == [
         "credit.reserved", "credit.reserved", "credit.confirmed", "credit.released"]
     assert all(r.sent_at is None for r, _ in events)
+
+
+def test_grpc_errors_carry_codes_and_the_refusal_typed(billing):
+    """Billing answers with API error codes like jobs does; a refused reservation carries
+    needed/available as a typed InsufficientCreditsDetail, not as metadata strings."""
+    import grpc
+
+    from services.billing.server import BillingServicer
+    from services.common.grpc_util import ERROR_CODE_KEY, channel, error_detail, error_details, make_server
+    from services.common.pb.timbr.v1 import billing_pb2, billing_pb2_grpc
+
+    server, port = make_server("billing", "127.0.0.1:0",
+                               lambda s: billing_pb2_grpc.add_BillingServicer_to_server(BillingServicer(billing), s))
+    ch = channel(f"127.0.0.1:{port}")
+    try:
+        stub = billing_pb2_grpc.BillingStub(ch)
+        acc = billing.create_account("a").account_id
+        billing.grant(acc, 5)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Reserve(billing_pb2.ReserveRequest(job_id="j1", account_id=acc, credits=8), timeout=10)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_details(err.value)[ERROR_CODE_KEY] == "insufficient_credits"
+        refused = error_detail(err.value, billing_pb2.InsufficientCreditsDetail)
+        assert (refused.needed, refused.available) == (8, 5)
+        for call, request, status, code in (
+            (stub.GetAccount, billing_pb2.GetAccountRequest(account_id="acc_nobody"), "NOT_FOUND", "not_found"),
+            (stub.Authenticate, billing_pb2.AuthenticateRequest(token="nope"), "UNAUTHENTICATED", "unauthorized"),
+            (stub.GrantCredits, billing_pb2.GrantCreditsRequest(account_id=acc, credits=0), "INVALID_ARGUMENT",
+             "validation_error"),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                call(request, timeout=10)
+            assert err.value.code().name == status
+            assert error_details(err.value)[ERROR_CODE_KEY] == code
+            assert error_detail(err.value, billing_pb2.InsufficientCreditsDetail) is None
+    finally:
+        ch.close()
+        server.stop(grace=None)

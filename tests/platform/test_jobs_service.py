@@ -12,6 +12,7 @@ from services.billing.service import BillingService
 from services.common.grpc_util import channel, make_server
 from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import billing_pb2_grpc, events_pb2
+from services.jobs.billing_client import BillingClient
 from services.jobs.errors import FileNotFound, InsufficientCredits, InvalidRequest, InvalidState, JobNotFound
 from services.jobs.models import FileRecord, JobRecord, OutboxMessage
 from services.jobs.service import JobsService, credits_for
@@ -26,7 +27,7 @@ def env(db_url, tmp_path):
     ch = channel(f"127.0.0.1:{port}")
     grpc.channel_ready_future(ch).result(timeout=10)
     sessions = migrated_sessionmaker("jobs", db_url)
-    jobs = JobsService(sessions, billing_pb2_grpc.BillingStub(ch))
+    jobs = JobsService(sessions, BillingClient(ch))
     acc = billing.create_account("a").account_id
     billing.grant(acc, 100)
     jobs.register_file(FileRecord(file_id="f1", account_id=acc, storage_key="bronze/x", duration_s=9.2))
@@ -72,7 +73,7 @@ def test_create_refusals_reserve_nothing(env):
     billing.reserve("hog", acc, 95)
     with pytest.raises(InsufficientCredits) as err:
         jobs.create_job(acc, "enhance", {}, {"file": "f1"})
-    assert err.value.extra == {"required": 10, "available": 5}
+    assert (err.value.required, err.value.available) == (10, 5)
     assert billing.balance(acc).reserved == 95
 
 
@@ -169,7 +170,7 @@ def billing_away(env, tmp_path):
 
     up()
     ch = channel(f"127.0.0.1:{port}")
-    quick = JobsService(sessions, billing_pb2_grpc.BillingStub(ch), grpc_timeout_s=1.0)
+    quick = JobsService(sessions, BillingClient(ch, timeout_s=1.0))
     yield quick, billing, acc, up, down
     if "server" in state:
         down()
