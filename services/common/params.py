@@ -1,7 +1,8 @@
 """The job parameters of the public API: names, defaults and ranges are the contract.
 
-The gateway validates request bodies with these models; the workers parse ``ctx.params``
-with the same models, so both ends agree on every default.
+The gateway validates request bodies with these models; the worker parses a job's parameters
+once into the same model (``PARAMS_BY_JOB_TYPE``, in ``services.inference.pipeline.parse_params``)
+and hands it to the pipeline as ``ctx.params``, so both ends agree on every default.
 """
 
 from __future__ import annotations
@@ -60,13 +61,19 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=True, validate_default=True)
 
 
-def _check_depth(fmt: str | None, depth: int | None) -> None:
-    if fmt is not None and depth is not None and depth not in FORMAT_BIT_DEPTHS[fmt]:
-        allowed = ", ".join(map(str, FORMAT_BIT_DEPTHS[fmt]))
-        raise ValueError(f"output_format {fmt} cannot hold bit_depth {depth} (allowed: {allowed})")
+class _AudioOutputParams(_Params):
+    """Parameters of a job that writes audio: its ``bit_depth`` must fit its ``output_format``."""
+
+    @model_validator(mode="after")
+    def _depth_fits_format(self) -> _AudioOutputParams:
+        fmt, depth = self.output_format, self.bit_depth
+        if depth not in FORMAT_BIT_DEPTHS[fmt]:
+            allowed = ", ".join(map(str, FORMAT_BIT_DEPTHS[fmt]))
+            raise ValueError(f"output_format {fmt} cannot hold bit_depth {depth} (allowed: {allowed})")
+        return self
 
 
-class SeparateParams(_Params):
+class SeparateParams(_AudioOutputParams):
     """Split audio into stems."""
 
     file_id: FileId
@@ -80,13 +87,8 @@ class SeparateParams(_Params):
     bit_depth: Literal[8, 16, 24, 32] = Field(16, description="Output bit depth (32 = float WAV)")
     output_format: OutputFormat = Field(OutputFormat.wav, description="Output audio format")
 
-    @model_validator(mode="after")
-    def _depth_fits_format(self) -> SeparateParams:
-        _check_depth(self.output_format, self.bit_depth)
-        return self
 
-
-class EnhanceParams(_Params):
+class EnhanceParams(_AudioOutputParams):
     """Denoise, EQ, compress and loudness-normalise."""
 
     file_id: FileId
@@ -99,11 +101,6 @@ class EnhanceParams(_Params):
     output_format: OutputFormat = Field(OutputFormat.wav, description="Output audio format")
     sample_rate: int | None = Field(None, ge=8000, le=192000, description="Output rate; default: the input's")
     bit_depth: Literal[8, 16, 24, 32] = Field(16, description="Output bit depth (32 = float WAV)")
-
-    @model_validator(mode="after")
-    def _depth_fits_format(self) -> EnhanceParams:
-        _check_depth(self.output_format, self.bit_depth)
-        return self
 
 
 class DiarizeParams(_Params):
