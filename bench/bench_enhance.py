@@ -137,7 +137,7 @@ class Job:
         self.root, self.n = root, 0
 
     def __call__(self, audio: np.ndarray, rate: int, **params):
-        from services.inference.pipeline import JobContext
+        from services.inference.pipeline import JobContext, parse_params
 
         self.n += 1
         work = self.root / f"j{self.n}"
@@ -145,8 +145,8 @@ class Job:
         src = work / "in.wav"
         sf.write(src, np.atleast_2d(audio).T, rate, subtype="FLOAT")
         t = time.perf_counter()
-        results = self.pipe.run(JobContext("b", "a", "enhance", {"file_id": "f", "bit_depth": 32, **params},
-                                           {"file": src}, work))
+        params = parse_params("enhance", {"file_id": "f", "bit_depth": 32, **params})
+        results = self.pipe.run(JobContext("b", "a", "enhance", params, {"file": src}, work))
         elapsed = time.perf_counter() - t
         by = {r.name.split(".")[0]: r for r in results}
         y, out_rate = sf.read(by["enhanced"].path, dtype="float32", always_2d=True)
@@ -342,7 +342,7 @@ import sys, time, numpy as np, soundfile as sf
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from bench.bench_enhance import Job
-from services.inference.pipeline import JobContext
+from services.inference.pipeline import JobContext, parse_params
 minutes, work = int(sys.argv[1]), Path(sys.argv[2])
 def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -360,7 +360,7 @@ job(tone[: 44100 * 2], 44100)                      # load the model: part of the
 Path("/proc/self/clear_refs").write_text("5")      # reset the peak-RSS mark
 base = status("VmRSS:")
 t0 = time.perf_counter()
-job.pipe.run(JobContext("b", "a", "enhance", {{"file_id": "f"}}, {{"file": src}}, work))
+job.pipe.run(JobContext("b", "a", "enhance", parse_params("enhance", {{"file_id": "f"}}), {{"file": src}}, work))
 print(minutes, base, status("VmHWM:"), time.perf_counter() - t0)
 """
 

@@ -43,11 +43,11 @@ VOICES = ("en-gb-x-rp", "en-us+f3", "nl", "pt")
 
 
 def _run(pipeline, src: Path, work: Path, sep_type: str):
-    from services.inference.pipeline import JobContext
+    from services.inference.pipeline import JobContext, parse_params
 
     work.mkdir(parents=True, exist_ok=True)
-    ctx = JobContext("bench", "bench", "separate", {"file_id": "f", "separation_type": sep_type, "bit_depth": 32},
-                     {"file": src}, work)
+    params = parse_params("separate", {"file_id": "f", "separation_type": sep_type, "bit_depth": 32})
+    ctx = JobContext("bench", "bench", "separate", params, {"file": src}, work)
     results = pipeline.run(ctx)
     stems = {r.name.split(".")[0]: sf.read(str(r.path), dtype="float32")[0] for r in results
              if r.name != "manifest.json"}
@@ -89,7 +89,7 @@ import resource, numpy as np, soundfile as sf
 from pathlib import Path
 import services.inference.models
 from services.inference.model_client import InProcessModelClient
-from services.inference.pipeline import JobContext
+from services.inference.pipeline import JobContext, parse_params
 from services.inference.pipelines.separate import SeparatePipeline
 rng = np.random.default_rng(0)
 p = Path({str(tmp)!r}) / "long{int(seconds)}.wav"
@@ -97,8 +97,8 @@ with sf.SoundFile(str(p), "w", 44100, 2, subtype="PCM_16") as f:
     for _ in range(int({seconds} / 10)):
         f.write((0.05 * rng.standard_normal((441000, 2))).astype(np.float32))
 w = Path({str(tmp)!r}) / "long{int(seconds)}"; w.mkdir()
-SeparatePipeline(InProcessModelClient()).run(JobContext("b", "b", "separate", {{"file_id": "f",
-    "separation_type": "dialogue-music-effect"}}, {{"file": p}}, w))
+SeparatePipeline(InProcessModelClient()).run(JobContext("b", "b", "separate", parse_params("separate", {{"file_id": "f",
+    "separation_type": "dialogue-music-effect"}}), {{"file": p}}, w))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -72,7 +72,7 @@ def _dialogue(root: Path) -> tuple[Path, float]:
 def main() -> None:
     import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
     from services.inference.model_client import InProcessModelClient
-    from services.inference.pipeline import JobContext
+    from services.inference.pipeline import JobContext, parse_params
     from services.inference.pipelines.diarize import DiarizePipeline
     from services.inference.pipelines.enhance import EnhancePipeline
     from services.inference.remote_client import TritonModelClient
@@ -123,7 +123,8 @@ def main() -> None:
         def job(pipeline_cls, models, src, job_type, params):
             wd = work / f"{job_type}{next(counter)}"
             wd.mkdir(parents=True)
-            ctx = JobContext("bench", "bench", job_type, {"file_id": "f", **params}, {"file": src}, wd)
+            ctx = JobContext("bench", "bench", job_type, parse_params(job_type, {"file_id": "f", **params}),
+                             {"file": src}, wd)
             return pipeline_cls(models).run(ctx)
 
         if "speech_enhancer" in served:

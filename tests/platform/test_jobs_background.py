@@ -16,7 +16,7 @@ import uuid
 import pytest
 from kafka import KafkaConsumer
 
-from services.common.devbroker import free_port, start_broker
+from tools.devbroker import free_port, start_broker
 from services.common.kafka import ensure_topics, make_producer
 from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import events_pb2

@@ -1,4 +1,4 @@
-"""``TIMBR_MODEL_BACKEND=triton make run``: the stack of ``make run`` (services.devstack.Stack) with
+"""``TIMBR_MODEL_BACKEND=triton make run``: the stack of ``make run`` (tools.devstack.Stack) with
 the worker reaching a real Triton Inference Server over tritonclient, as in production.
 
 An enhance job goes through the REST API; its result must equal the same job run in-process on
@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from services.devstack import Stack
+from tools.devstack import Stack
 from services.inference.pipelines.enhance import EnhancePipeline
 from tests.conftest import Account
 from tests.serving.support import free_port, noisy, speech
