@@ -16,13 +16,13 @@ import uuid
 import pytest
 from kafka import KafkaConsumer
 
-from tools.devbroker import free_port, start_broker
 from services.common.kafka import ensure_topics, make_producer
 from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_EVENTS, TOPIC_REQUESTED
 from services.jobs.background import EventConsumer, OutboxPublisher
 from services.jobs.models import OutboxMessage
+from tools.devbroker import free_port, start_broker
 
 
 def _wait(predicate, timeout_s: float, what: str) -> None:

@@ -14,12 +14,12 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from tools.devstack import Stack
 from services.inference.pipelines.enhance import EnhancePipeline
 from tests.conftest import Account
 from tests.serving.support import free_port, noisy, speech
 from tests.serving.test_pipelines_remote import AUDIO_ATOL, run_job
 from tests.support.api import upload_ok, wait_job
+from tools.devstack import Stack
 
 
 def test_enhance_job_end_to_end_on_triton(tmp_path, pg_schemas, inprocess):
