@@ -146,10 +146,11 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 def abort(context: grpc.ServicerContext, status: grpc.StatusCode, code: str, message: str,
-          detail: Message | None = None) -> None:
-    """Abort with the API error code in trailing metadata and, when given, a typed ``detail``
-    message (e.g. ``InsufficientCreditsDetail``) in the status details."""
+          detail: Message | None = None, **extra: str) -> None:
+    """Abort with the API error code (and any extra string fields) in trailing metadata and, when
+    given, a typed ``detail`` message (e.g. ``InsufficientCreditsDetail``) in the status details."""
     trailing: tuple[tuple[str, str | bytes], ...] = ((ERROR_CODE_KEY, code),)
+    trailing += tuple((k, str(v)) for k, v in extra.items())
     if detail is not None:
         rich = status_pb2.Status(code=status.value[0], message=message)
         rich.details.add().Pack(detail)

@@ -6,7 +6,13 @@ from services.common.errors import CodedError
 
 
 class JobsError(CodedError):
+    """``extra``: string fields for the caller (``job_id`` of ``file_in_use``), sent as trailing metadata."""
+
     code = "internal_error"
+
+    def __init__(self, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class FileNotFound(JobsError):

@@ -47,7 +47,7 @@ def _mapped(context):
     except errors.JobsError as exc:
         detail = (billing_pb2.InsufficientCreditsDetail(needed=exc.required, available=exc.available)
                   if isinstance(exc, errors.InsufficientCredits) else None)
-        abort(context, _CODES.get(type(exc), grpc.StatusCode.INTERNAL), exc.code, exc.message, detail)
+        abort(context, _CODES.get(type(exc), grpc.StatusCode.INTERNAL), exc.code, exc.message, detail, **exc.extra)
 
 
 def file_to_pb(f: FileRecord) -> pb.File:
