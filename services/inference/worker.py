@@ -88,9 +88,9 @@ class Worker:
                                 retry_in_s=wait_s)
                 else:
                     log.exception("worker.handler_failed", job_id=request.job_id, retry_in_s=wait_s)
+            self._wait_paused(consumer, self._stop, wait_s)
             if self._stop.is_set():
                 return  # uncommitted: the next member of the group runs it
-            self._wait_paused(consumer, self._stop, wait_s)
             wait_s = min(self.max_backoff_s, wait_s * 2)
         self._commit(consumer, tp, record)
 
