@@ -80,7 +80,7 @@ def test_redis_counters_are_shared_by_the_gateways(stack, make_account):
 
 
 def test_an_unreachable_redis_does_not_take_the_api_down(stack, make_account):
-    from services.common.devbroker import free_port
+    from tools.devbroker import free_port
 
     acc = make_account(0)
     with serve_gateway(stack, **{**ROOMY, "redis_url": f"redis://127.0.0.1:{free_port()}/0",

@@ -10,9 +10,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tools.devbroker import start_broker
 from services.common.pb.timbr.v1 import billing_pb2
-from services.devstack import Stack
+from tools.devbroker import start_broker
+from tools.devstack import Stack
 
 TERMINAL = {"completed", "failed", "cancelled"}
 

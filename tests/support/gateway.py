@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from tools.devbroker import free_port
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
+from tools.devbroker import free_port
 
 
 @contextmanager
