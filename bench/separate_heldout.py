@@ -236,15 +236,15 @@ def pipeline_table(tmp: Path) -> None:
 
     import services.inference.models  # noqa: F401 - registers the models
     from services.inference.model_client import InProcessModelClient
-    from services.inference.pipeline import JobContext
+    from services.inference.pipeline import JobContext, parse_params
     from services.inference.pipelines.separate import SeparatePipeline
 
     pipeline = SeparatePipeline(InProcessModelClient())
 
     def run(src: Path, work: Path, kind: str) -> dict[str, np.ndarray]:
         work.mkdir(parents=True, exist_ok=True)
-        ctx = JobContext("bench", "bench", "separate", {"file_id": "f", "separation_type": kind, "bit_depth": 32},
-                         {"file": src}, work)
+        params = parse_params("separate", {"file_id": "f", "separation_type": kind, "bit_depth": 32})
+        ctx = JobContext("bench", "bench", "separate", params, {"file": src}, work)
         results = pipeline.run(ctx)
         return {r.name.split(".")[0]: sf.read(str(r.path), dtype="float32")[0] for r in results
                 if r.name != "manifest.json"}

@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from services.common.devbroker import free_port, wait_for_port
+from tools.devbroker import free_port, wait_for_port
 
 SIGNER = "timbr-storage@timbr-test.iam.gserviceaccount.com"
 TOKEN = "ya29.workload-identity-test-token"
