@@ -25,6 +25,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from bench.heldout import sources as ho
+from tools.metrics import si_sdr
 
 R = 48000
 N_MIX, SECONDS, SEED = 12, 12.0, 16_016
@@ -121,13 +122,6 @@ def hpss_music(residual: np.ndarray, n_fft: int = 4096, kernel: int = 17) -> np.
     p = median_filter(mag, size=(1, kernel))
     mask = h ** 2 / (h ** 2 + p ** 2 + 1e-12)
     return istft(spec * mask, n_fft, n_fft // 4, len(residual))
-
-
-def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
-    est = est.astype(np.float64) - est.mean()
-    ref = ref.astype(np.float64) - ref.mean()
-    target = np.dot(est, ref) / (np.dot(ref, ref) + 1e-12) * ref
-    return float(10 * np.log10((target @ target + 1e-12) / ((est - target) @ (est - target) + 1e-12)))
 
 
 @dataclass
