@@ -25,7 +25,7 @@ import numpy as np
 from bench.diarize_corpus import conversation
 from bench.diarize_heldout import baseline_labels, embed, reference, window_turns
 from services.inference.diarization import clustering
-from services.inference.diarization.metrics import der
+from tools.metrics import der
 
 SEED = 7100   # calib seeds; the held-out bench uses bench.diarize_heldout.SEED
 

@@ -30,9 +30,9 @@ import soundfile as sf
 
 from bench.diarize_corpus import RATE, Sample, conversation, monologue
 from services.inference.diarization.clustering import speaker_windows
-from services.inference.diarization.metrics import der, wer
 from services.inference.diarization.vad import VadOptions, speech_regions
 from tests.inference.conftest_diarize import client, run_diarize
+from tools.metrics import der, wer
 
 BASELINE_THRESHOLD = 0.45    # the best single cut on the calib split (bench/diarize_calibrate.py)
 SEED = 20260

@@ -13,7 +13,7 @@ from services.jobs.queue_lag import QUEUE_LAG, QueueLagMonitor, queue_lag
 
 @pytest.fixture
 def broker():
-    from services.common.devbroker import free_port, start_broker
+    from tools.devbroker import free_port, start_broker
 
     port = free_port()
     proc = start_broker(port)
