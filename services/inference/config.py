@@ -1,9 +1,9 @@
 """The inference service's settings, from ``TIMBR_*`` environment variables (pydantic-settings).
 
-``WorkerSettings`` is the worker's one settings object. It is made of two parts that other
-processes reuse on their own: ``ModelBackendSettings`` (how models are reached: in-process or
-a Triton/KServe endpoint) and ``ModelSettings`` (where model artefacts live, CPU threads),
-which the model classes read in the worker, the KServe ModelServer and Triton alike.
+``WorkerSettings`` is the worker's one settings object; it includes ``ModelBackendSettings``
+(how models are reached: in-process or a Triton/KServe endpoint), the only definition of
+those fields. The models read their own ``ModelSettings`` (``models/settings.py``: where
+artefacts live, CPU threads) in the worker, the KServe ModelServer and Triton alike.
 Nothing in the inference service reads ``os.environ`` outside these classes.
 """
 
@@ -12,34 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import CommonSettings, key_values
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "models" / "weights"
-
-
-class ModelSettings(BaseSettings):
-    """What every ``Model`` needs to load, wherever it runs."""
-
-    model_config = SettingsConfigDict(env_prefix="TIMBR_", extra="ignore", protected_namespaces=())
-
-    # Install-time model artefacts (``make models``); a deployment may mount them elsewhere.
-    models_dir: Path = REPO_ROOT / "var" / "models"
-    cpu_threads: int = Field(2, ge=1, le=256)     # intra-op threads of each ONNX / CTranslate2 model
-    music_effect_weights: Path = BUNDLED_WEIGHTS / "music_effect.onnx"
-
-    @field_validator("models_dir", "music_effect_weights", mode="before")
-    @classmethod
-    def _empty_is_default(cls, value, info):
-        return cls.model_fields[info.field_name].default if value in ("", None) else value
-
-
-def model_settings() -> ModelSettings:
-    """Read when a model is built (cheap), so a Triton backend that sets them first is honoured."""
-    return ModelSettings()
 
 
 class ModelBackendSettings(BaseSettings):

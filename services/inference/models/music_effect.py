@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from services.common.audio import resample
-from services.inference.config import BUNDLED_WEIGHTS, model_settings
 from services.inference.model_client import Model, ModelError, Scalar, Tensors, json_output
+from services.inference.models.settings import BUNDLED_WEIGHTS, model_settings
 from services.inference.separation.baseline import music_mask as baseline_mask
 from services.inference.separation.stft import istft, stft, transfer_mask
 

@@ -18,8 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from services.inference.config import model_settings
 from services.inference.model_client import Model, ModelError, Scalar, Tensors
+from services.inference.models.settings import model_settings
 
 RATE = 16000
 FRAME, HOP, NFFT, NMELS = 400, 160, 512, 80

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.inference.config import model_settings
 from services.inference.model_client import Model, ModelError, Scalar, Tensors, json_output
+from services.inference.models.settings import model_settings
 
 FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
