@@ -8,8 +8,10 @@ with ``TritonModelClient`` (tritonclient.grpc, the same client that talks to Tri
   the realtime factor (processing time / audio duration) of each;
 * "batching several requests": 4 requests sent one after another vs 4 sent at once, remote
   (the server runs TIMBR_MODEL_SERVER_MAX_CONCURRENCY=2 requests per model at once);
-* the enhance and diarize pipelines end to end, in-process vs remote: realtime factors and the
-  overhead of the remote path (goal: < 15 %).
+* the enhance, diarize and separate pipelines end to end on each backend side by side:
+  in-process, the KServe ModelServer and a real Triton Inference Server (tools/triton.py, make
+  triton): realtime factor and the share of the wall time the server spent answering
+  (KServe: timbr_model_server_predict_seconds; Triton: nv_inference_request_duration_us).
 
 Runs are interleaved (local, remote, local, remote, ...) and the median taken, since the
 2-core machine is shared. Everything runs on this machine's CPU.
@@ -72,11 +74,8 @@ def _dialogue(root: Path) -> tuple[Path, float]:
 def main() -> None:
     import services.inference.models  # noqa: F401 - fills MODEL_REGISTRY
     from services.inference.model_client import InProcessModelClient
-    from services.inference.pipeline import JobContext, parse_params
-    from services.inference.pipelines.diarize import DiarizePipeline
-    from services.inference.pipelines.enhance import EnhancePipeline
     from services.inference.remote_client import TritonModelClient
-    from tests.serving.support import ModelServerProcess, example_requests, noisy, speech
+    from tests.serving.support import ModelServerProcess, example_requests, speech
 
     local = InProcessModelClient()
     served = []
@@ -116,36 +115,77 @@ def main() -> None:
             print(f"  {name:<24} one after another {seq:6.2f} s ({4 * dur / seq:5.1f} s audio/s), "
                   f"4 at once {par:6.2f} s ({4 * dur / par:5.1f} s audio/s)")
 
-        print("\npipelines end to end (in-process vs remote; median of 3, interleaved)")
-        work = root / "jobs"
-        counter = iter(range(10_000))
-
-        def job(pipeline_cls, models, src, job_type, params):
-            wd = work / f"{job_type}{next(counter)}"
-            wd.mkdir(parents=True)
-            ctx = JobContext("bench", "bench", job_type, parse_params(job_type, {"file_id": "f", **params}),
-                             {"file": src}, wd)
-            return pipeline_cls(models).run(ctx)
-
-        if "speech_enhancer" in served:
-            src = root / "noisy.wav"
-            x = np.tile(noisy(s48, 5.0), 3)
-            sf.write(src, x, 48000, subtype="FLOAT")
-            length = x.size / 48000
-            lt, rt = _interleaved(lambda: job(EnhancePipeline, local, src, "enhance", {}),
-                                  lambda: job(EnhancePipeline, remote, src, "enhance", {}))
-            print(f"  enhance ({length:.0f} s, 48 kHz mono): RTF in-process {lt / length:.3f}, "
-                  f"remote {rt / length:.3f}, overhead {(rt / lt - 1) * 100:+.1f} %")
-        if {"whisper", "speaker_embedding", "vad_ten"} <= set(served):
-            src, length = _dialogue(root)
-            params = {"language": "en"}
-            lt, rt = _interleaved(lambda: job(DiarizePipeline, local, src, "diarize", params),
-                                  lambda: job(DiarizePipeline, remote, src, "diarize", params))
-            print(f"  diarize ({length:.0f} s, 2 voices): RTF in-process {lt / length:.3f}, "
-                  f"remote {rt / length:.3f}, overhead {(rt / lt - 1) * 100:+.1f} %")
     finally:
         remote.close()
         server.stop()
+    pipelines_by_backend(served, root)
+
+
+def _server_seconds(metrics_url: str, family: str, scale: float) -> float:
+    """The server's own cumulative request time, summed over its models."""
+    import httpx
+
+    text = httpx.get(metrics_url, timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(family + "{")) * scale
+
+
+def pipelines_by_backend(served: list[str], root: Path) -> None:
+    """Each pipeline end to end on each backend: RTF, and the share of wall time spent in the server."""
+    from services.inference.model_client import InProcessModelClient
+    from services.inference.pipeline import JobContext, parse_params
+    from services.inference.pipelines.diarize import DiarizePipeline
+    from services.inference.pipelines.enhance import EnhancePipeline
+    from services.inference.pipelines.separate import SeparatePipeline
+    from services.inference.remote_client import TritonModelClient
+    from tests.serving.support import noisy, speech, start_server
+
+    servers = {b: start_server(b, served, root / b) for b in ("kserve", "triton")}
+    for srv in servers.values():
+        srv.wait_ready(600)
+    clients = {"in-process": InProcessModelClient(),
+               **{b: TritonModelClient(srv.url, timeout_s=600) for b, srv in servers.items()}}
+    server_time = {"in-process": lambda: 0.0,
+                   "kserve": lambda: _server_seconds(f"{servers['kserve'].http}/metrics",
+                                                     "timbr_model_server_predict_seconds_sum", 1.0),
+                   "triton": lambda: _server_seconds(servers["triton"].metrics,
+                                                     "nv_inference_request_duration_us", 1e-6)}
+    s48 = speech(48000)
+    noisy_src = root / "noisy.wav"
+    sf.write(noisy_src, np.tile(noisy(s48, 5.0), 3), 48000, subtype="FLOAT")
+    dialogue, _ = _dialogue(root)
+    cases = [("enhance", EnhancePipeline, noisy_src, {}),
+             ("diarize", DiarizePipeline, dialogue, {"language": "en"}),
+             ("separate", SeparatePipeline, noisy_src, {"separation_type": "dialogue-music-effect"})]
+    counter = iter(range(10_000))
+    print("\npipelines end to end by backend (median of 2 after a warm-up; RTF = time / audio; "
+          "server = share of the wall time the server spent on requests)")
+    print(f"  {'pipeline':<10}" + "".join(f"{b:>24}" for b in clients))
+    try:
+        for job_type, cls, src, params in cases:
+            length = sf.info(src).duration
+            walls: dict[str, list[float]] = {b: [] for b in clients}
+            shares: dict[str, list[float]] = {b: [] for b in clients}
+            for rep in range(3):
+                for backend, client in clients.items():
+                    wd = root / "jobs" / f"{job_type}{next(counter)}"
+                    wd.mkdir(parents=True)
+                    ctx = JobContext("bench", "bench", job_type, parse_params(job_type, {"file_id": "f", **params}),
+                                     {"file": src}, wd)
+                    before, start = server_time[backend](), time.perf_counter()
+                    cls(client).run(ctx)
+                    wall = time.perf_counter() - start
+                    if rep:  # the first round warms each backend up
+                        walls[backend].append(wall)
+                        shares[backend].append((server_time[backend]() - before) / wall)
+            cells = [f"RTF {statistics.median(walls[b]) / length:.3f}"
+                     + (f", server {statistics.median(shares[b]) * 100:3.0f} %" if b != "in-process" else "")
+                     for b in clients]
+            print(f"  {job_type:<10}" + "".join(f"{c:>24}" for c in cells) + f"   ({length:.0f} s)")
+    finally:
+        for backend in ("kserve", "triton"):
+            clients[backend].close()
+            servers[backend].stop()
 
 
 if __name__ == "__main__":
