@@ -9,6 +9,8 @@ raw little-endian bytes).
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import numpy as np
 import pytest
@@ -118,6 +120,10 @@ def test_prometheus_metrics_count_requests(server, remote):
               if line.startswith('nv_inference_request_success{model="vad_webrtc"')]
         assert ok and float(ok[0].rsplit(" ", 1)[1]) >= 1, text[:2000]
         assert 'nv_inference_request_duration_us{model="vad_webrtc"' in text
+        # every Triton family the Grafana dashboard queries is one this Triton exports
+        dashboard = (REPO / "deploy/helm/timbr/dashboards/timbr.json").read_text()
+        queried = set(re.findall(r"nv_inference_[a-z_]+", dashboard))
+        assert queried and all(f"# TYPE {family} " in text for family in queried), queried
         return
     text = httpx.get(f"{server.http}/metrics").text
     assert f'timbr_model_server_model_ready{{model="{name}"}} 1.0' in text
