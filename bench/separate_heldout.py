@@ -135,14 +135,14 @@ class Stage:
 def speech_stage(mixes: list[Mixture]) -> list[Stage]:
     import services.inference.models  # noqa: F401 - registers the models
     from services.inference.model_client import InProcessModelClient
-    from services.inference.pipelines.separate import SeparatePipeline
+    from services.inference.pipelines.separate import soft_speech
 
-    pipeline = SeparatePipeline(InProcessModelClient())
+    client = InProcessModelClient()
     out = []
     for m in mixes:
         x = m.mix[None].astype(np.float32)
-        raw = pipeline.models.infer("speech_enhancer", {"audio": x[0]})["audio"]
-        out.append(Stage(pipeline._speech(x)[0], np.asarray(raw, np.float32).reshape(-1)[: x.shape[1]]))
+        raw = np.asarray(client.infer("speech_enhancer", {"audio": x[0]})["audio"], np.float32).reshape(-1)
+        out.append(Stage(soft_speech(x, raw[: x.shape[1]])[0], raw[: x.shape[1]]))
     return out
 
 
@@ -209,6 +209,27 @@ def pipeline_rows(run, mixes: list[Mixture], stages: list[Stage], tmp: Path) -> 
     return rows
 
 
+def cached_rows(mixes: list[Mixture], stages: list[Stage]) -> list[dict]:
+    """The pipeline's stages in process on a cached speech-stage output (one window, as the
+    pipeline runs a file under 20 s): the same rows as ``pipeline_rows`` at a fraction of the cost."""
+    from services.inference.models.music_effect import MusicEffectSeparator
+    from services.inference.pipelines.separate import soft_speech
+
+    model = MusicEffectSeparator()
+    model.load()
+    rows = []
+    for m, st in zip(mixes, stages, strict=True):
+        speech = soft_speech(m.mix[None], st.dfn)[0]
+        music = model.predict({"audio": m.mix - speech}, {"sample_rate": R})["music"]
+        base = baseline_scores([m], [st])[0]
+        got = {"speech": si_sdr(speech, m.speech), "me": si_sdr(m.mix - speech, m.music + m.effect),
+               "music": si_sdr(music, m.music), "effect": si_sdr(m.mix - speech - music, m.effect)}
+        for stem, value in got.items():
+            rows.append({"stem": stem, "source": m.voice if stem in ("speech", "me") else m.effects, "timbr": value,
+                         "baseline": si_sdr(m.mix - st.dfn, m.music + m.effect) if stem == "me" else base[stem]})
+    return rows
+
+
 GOALS = {"speech": 10.0, "me": None, "music": 3.0, "effect": 3.0}
 
 
@@ -253,22 +274,26 @@ def pipeline_table(tmp: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", nargs="*", default=None, help="score these ONNX networks on the cached speech "
-                    "stage instead of running the pipeline ('' = the shipped one)")
+    ap.add_argument("--weights", nargs="*", default=None, help="score these ONNX networks (network alone) on "
+                    "the cached speech stage; with no file, the pipeline's stages in process on that cache")
+    ap.add_argument("--role", default="eval", help="eval (held-out) or calib (the set constants are tuned on)")
     ap.add_argument("-n", type=int, default=N_MIX)
     ap.add_argument("--cache", default=None, help="npz that keeps the mixtures and their speech stage")
     args = ap.parse_args()
-    if args.weights is None:
+    if args.weights is None and args.cache is None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             pipeline_table(Path(tmp))
         return
-    mixes, stages = cached(Path(args.cache) if args.cache else None, args.n)
+    mixes, stages = cached(Path(args.cache) if args.cache else None, args.n, args.role)
+    if not args.weights:
+        print_table(cached_rows(mixes, stages))
+        return
     base = baseline_scores(mixes, stages)
     b_m, b_e = np.mean([r["music"] for r in base]), np.mean([r["effect"] for r in base])
     print(f"baseline (HPSS on the DFN3 residual): music {b_m:6.2f}  effect {b_e:6.2f}", flush=True)
-    for w in args.weights or [""]:
+    for w in args.weights:
         rows = network_scores(mixes, stages, Path(w) if w else None)
         mu, ef = np.mean([r["music"] for r in rows]), np.mean([r["effect"] for r in rows])
         print(f"{w or 'shipped':<50} music {mu:6.2f} ({mu - b_m:+5.2f})  effect {ef:6.2f} ({ef - b_e:+5.2f})",

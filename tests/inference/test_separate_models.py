@@ -51,11 +51,11 @@ def test_registered_and_served_by_name(pair):
     client = InProcessModelClient(MODEL_REGISTRY)
     music, effect = pair
     out = client.infer("music_effect_separator", {"audio": music + effect}, {"sample_rate": R})
-    assert parse_json_output(out["method"]) == "network"
+    assert parse_json_output(out["method"]) == "hybrid"
     assert out["music"].shape == music.shape
 
 
-@pytest.mark.parametrize("method", ["network", "baseline"])
+@pytest.mark.parametrize("method", ["hybrid", "network", "baseline"])
 def test_stems_sum_and_shapes(model, pair, method):
     music, effect = pair
     mix = music + effect

@@ -47,6 +47,7 @@ from services.inference.separation.stft import istft, stft
 
 PROC_RATE = 48000                      # DeepFilterNet3's rate: all separation runs here
 WINDOW_S, PREROLL_S, FADE_S = 20.0, 0.5, 1.0
+SPEECH_MASK_EXPONENT = 0.7             # on the calibration set of real recordings (soft_speech)
 ASR_RATE = 16000
 # Rates libsndfile's MP3 encoder (LAME) accepts.
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -211,21 +212,10 @@ class SeparatePipeline(Pipeline):
         return {"speech": speech * gate[None]}
 
     def _speech(self, x: np.ndarray) -> np.ndarray:
-        """DeepFilterNet3 on the channel mean, as a soft mask on every channel.
-
-        mask = |S| / (|S| + |R|) with S the model's speech and R = mix - S, on a 64 ms STFT:
-        measured on held-out mixtures it is as good as the raw model output or slightly better
-        (+0.1 dB SI-SDR; a power Wiener mask or a 32 ms STFT lose 0.3-1 dB), and it carries to
-        any number of channels.
-        """
+        """DeepFilterNet3 on the channel mean, as a soft mask on every channel (``soft_speech``)."""
         mono = x.mean(axis=0)
         enhanced = self.models.infer("speech_enhancer", {"audio": mono.astype(np.float32)})["audio"]
-        enhanced = np.asarray(enhanced, np.float32).reshape(-1)[: mono.shape[0]]
-        n_fft, hop = 3072, 768
-        mag_s = np.abs(stft(enhanced, n_fft, hop))
-        mag_r = np.abs(stft(mono - enhanced, n_fft, hop))
-        mask = mag_s / (mag_s + mag_r + 1e-12)                                       # (T, F)
-        return istft(stft(x, n_fft, hop) * mask[None], n_fft, hop, x.shape[1])
+        return soft_speech(x, np.asarray(enhanced, np.float32).reshape(-1)[: mono.shape[0]])
 
     def _word_gate(self, speech: np.ndarray, notes: dict) -> tuple[np.ndarray, str]:
         """A 0..1 gate (L,) that is 1 where words are spoken, with 20 ms fades."""
@@ -285,6 +275,23 @@ class SeparatePipeline(Pipeline):
 
 
 # ---------------------------------------------------------------------- helpers
+
+def soft_speech(x: np.ndarray, enhanced: np.ndarray) -> np.ndarray:
+    """The speech stem of ``x`` (C, L) from DeepFilterNet3's output ``enhanced`` (L,) of its mean.
+
+    mask = (|S| / (|S| + |R|)) ** 0.7 with S the model's speech and R = mix - S, on a 64 ms
+    STFT; it carries to any number of channels. DeepFilterNet3 leaves much of a recorded voice
+    in R (the ratio mask is soft where music sits under speech); the exponent 0.7, chosen on the
+    calibration set of real recordings (bench/heldout, role calib), keeps more of it: +0.4 dB
+    speech SI-SDR there and less speech in the music and effect stems. A power Wiener mask or
+    a 32 ms STFT lose 0.3-1 dB.
+    """
+    n_fft, hop = 3072, 768
+    mag_s = np.abs(stft(enhanced, n_fft, hop))
+    mag_r = np.abs(stft(x.mean(axis=0) - enhanced, n_fft, hop))
+    mask = (mag_s / (mag_s + mag_r + 1e-12)) ** SPEECH_MASK_EXPONENT             # (T, F)
+    return istft(stft(x, n_fft, hop) * mask[None], n_fft, hop, x.shape[1])
+
 
 def _windows(path, window_s: float, overlap_s: float) -> Iterator[tuple[np.ndarray, int, bool]]:
     """Yield ``(window (C, <=L), emit_from, is_last)`` at 48 kHz; windows overlap by ``overlap_s``.
