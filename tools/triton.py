@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from tools.server_process import REPO, ServerProcess
 
-REPO = Path(__file__).resolve().parents[1]
 TRITON = REPO / "var" / "triton"
 SERVER = TRITON / "server"
 ENV_SITE = TRITON / "env" / "lib" / "python3.11" / "site-packages"
@@ -63,23 +60,14 @@ def server_env() -> dict[str, str]:
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
 
-class TritonServer:
-    """``tritonserver`` as a subprocess on the given ports; restartable on the same ports."""
+class TritonServer(ServerProcess):
+    """``tritonserver`` serving ``repository`` on the given ports."""
 
     def __init__(self, repository: Path, log_path: Path, http_port: int, grpc_port: int,
                  metrics_port: int) -> None:
-        self.repository, self.log_path = repository, log_path
-        self.http_port, self.grpc_port, self.metrics_port = http_port, grpc_port, metrics_port
+        super().__init__(log_path, http_port, grpc_port)
+        self.repository, self.metrics_port = repository, metrics_port
         self.models = sorted(p.name for p in repository.iterdir())
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def metrics(self) -> str:
@@ -91,41 +79,8 @@ class TritonServer:
                 f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
                 "--allow-gpu-metrics=false", "--log-verbose=0", "--exit-timeout-secs=10"]
 
-    def start(self) -> TritonServer:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=REPO, env=server_env(), stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def wait_ready(self, timeout_s: float = 300.0) -> TritonServer:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited {self.proc.returncode}: {self.tail()}")
-            try:
-                if httpx.get(f"{self.http}/v2/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"tritonserver not ready after {timeout_s} s: {self.tail()}")
-
-    def stop(self, kill: bool = False) -> None:
-        """Stop the server and its python-backend stubs (one process group)."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 9 if kill else 15)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
-        self.proc = None
-
-    def tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
+    def environment(self) -> dict[str, str]:
+        return server_env()
 
 
 def main() -> int:

@@ -11,74 +11,34 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from tools.devbroker import free_port
+from tools.server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SPEECH_TEXT = ("The quick brown fox jumps over the lazy dog. A second sentence follows, "
                "spoken a little later, about the weather and the garden.")
 
 
-class ModelServerProcess:
+class ModelServerProcess(ServerProcess):
     """``python -m services.inference.model_server`` on free ports; restartable on the same ports."""
 
     def __init__(self, models: list[str], log_path: Path, **env: str) -> None:
+        super().__init__(log_path, free_port(), free_port())
         self.models = models
-        self.http_port, self.grpc_port = free_port(), free_port()
-        self.log_path = log_path
         self.env = {**os.environ, "TIMBR_MODEL_SERVER_MODELS": ",".join(models),
                     "TIMBR_MODEL_SERVER_HTTP_PORT": str(self.http_port),
                     "TIMBR_MODEL_SERVER_GRPC_PORT": str(self.grpc_port),
                     "TIMBR_MODEL_SERVER_LOG_LEVEL": "WARNING", **env}
-        self.proc: subprocess.Popen | None = None
 
-    @property
-    def url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "services.inference.model_server"]
 
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def start(self) -> ModelServerProcess:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "services.inference.model_server"], cwd=REPO,
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    def wait_ready(self, timeout_s: float = 180.0) -> ModelServerProcess:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"model server exited {self.proc.returncode}: {self.tail()}")
-            try:
-                if httpx.get(f"{self.http}/v2/health/ready", timeout=2).json().get("ready"):
-                    return self
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"model server not ready after {timeout_s} s: {self.tail()}")
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc and self.proc.poll() is None:
-            (self.proc.kill if kill else self.proc.terminate)()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
+    def environment(self) -> dict[str, str]:
+        return self.env
 
 
 BACKENDS = ("kserve", "triton")
