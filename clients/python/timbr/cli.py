@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("enhance", parents=shared, help="denoise, EQ, compress, normalise loudness")
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="enhanced audio (format from its suffix)")
-    p.add_argument("--eq", dest="eq_preset", choices=("balanced", "vocal", "bass_boost"))
+    p.add_argument("--eq", dest="eq_preset", choices=("balanced", "vocal", "bass_boost", "none"),
+                   help="EQ preset (balanced); none: denoise only")
     p.add_argument("--no-denoise", dest="denoise", action="store_false", default=None)
     p.add_argument("--noise-reduction", type=float, help="0..1 (0.5)")
     p.add_argument("--compression", action="store_true", default=None)
