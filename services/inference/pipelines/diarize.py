@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,63 +73,22 @@ class DiarizePipeline(Pipeline):
         t0 = time.perf_counter()
         srt_cues = self._read_input_srt(ctx)
         language = None if srt_cues is not None else self._check_language(params.language)
-
-        # 1-2. decode (+ VAD per block): audio (samples,) float32 16 kHz, memory-mapped
-        audio, probs, hop = self._decode(ctx, VAD_MODELS[params.vad_type])
-        duration = len(audio) / RATE
-        timings["decode_vad"] = time.perf_counter() - t0
-        regions = speech_regions(probs, hop, VadOptions(params.vad_threshold, params.vad_min_speech_duration,
-                                                        params.vad_min_silence_duration))
-        if srt_cues is not None:
-            # The cues say where words are; VAD trims the silence their loose timing includes.
-            cue_spans = _merge_spans([(max(0.0, c.start), min(duration, c.end)) for c in srt_cues])
-            regions = _intersect(cue_spans, regions)
-        ctx.hook("vad", regions, completed=1, total=1)
-
-        # 3. transcribe: segments with words, file times
-        t = time.perf_counter()
-        lang_info: dict[str, Any] = {"language": None, "language_probability": None}
-        segments: list[dict[str, Any]] = []
-        dropped: list[dict[str, Any]] = []
-        if srt_cues is None and regions:
-            lang_info = self._language(audio, regions, language)
-            segments, dropped = self._transcribe(ctx, audio, regions, lang_info["language"])
-            if not segments and language is None:  # a language "detected" on noise means nothing
-                lang_info = {"language": None, "language_probability": None}
-        ctx.hook("transcribe", completed=1, total=1)
-        timings["transcribe"] = time.perf_counter() - t
-
-        # 4. embed: windows (n, 2) s -> embeddings (n, 192)
-        t = time.perf_counter()
-        windows = speaker_windows(regions)
-        emb = self._embed(ctx, audio, windows)
-        timings["embed"] = time.perf_counter() - t
-
-        # 5. cluster: labels (n,)
-        t = time.perf_counter()
-        lo, hi = params.speaker_range()
-        labels = cluster(emb, min_speakers=lo, max_speakers=hi)
-        timeline = SpeakerTimeline(windows, labels)
-        ctx.hook("cluster", completed=1, total=1)
-        timings["cluster"] = time.perf_counter() - t
-
-        # 6. write
-        t = time.perf_counter()
-        if srt_cues is None:
-            words = [w for seg in segments for w in seg["words"]]
-            assign_words(words, timeline)
-            names = speaker_names(words, [int(x) for x in timeline.labels])
-            cues = build_cues(words, names, CueStyle(sentences=False))
-            sentence_cues = build_cues(words, names, CueStyle(sentences=True))
-            out_segments = _speaker_segments(segments, names)
-        else:
-            cues, sentence_cues, out_segments, names = self._label_srt(srt_cues, timeline)
-            words = []
+        with _timed(timings, "decode_vad", t0):
+            audio, regions = self._speech(ctx, params, srt_cues)        # 1-2. (samples,) 16 kHz; speech spans
+        with _timed(timings, "transcribe"):                               # 3. segments with words, file times
+            lang_info, segments, dropped = self._transcription(ctx, audio, regions, language, srt_cues)
+        with _timed(timings, "embed"):                                    # 4. windows (n, 2) -> (n, 192)
+            windows = speaker_windows(regions)
+            emb = self._embed(ctx, audio, windows)
+        with _timed(timings, "cluster"):                                  # 5. labels (n,) on a timeline
+            timeline = self._cluster(ctx, params, windows, emb)
+        t = time.perf_counter()                                            # 6. write
+        cues, sentence_cues, out_segments, names, words = self._labelled(segments, srt_cues, timeline)
         turns = _turns(regions, timeline)
         speakers = self._speakers(audio, turns, names, params.detect_gender)
         ctx.hook("write", completed=0, total=1)
         result = {
-            "duration": round(duration, 3),
+            "duration": round(len(audio) / RATE, 3),
             "language": lang_info["language"],
             "language_probability": lang_info["language_probability"],
             "source": "input_srt" if srt_cues is not None else "whisper",
@@ -142,6 +103,54 @@ class DiarizePipeline(Pipeline):
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
         }
         return self._write(ctx, cues, sentence_cues, result, t0, timings, t)
+
+    # -- stages of run ------------------------------------------------------------------------
+
+    def _speech(self, ctx: JobContext, params: DiarizeParams, srt_cues: list[Cue] | None):
+        """Decode with VAD per block; the speech regions by the VAD options (inside the cues, if any)."""
+        audio, probs, hop = self._decode(ctx, VAD_MODELS[params.vad_type])
+        regions = speech_regions(probs, hop, VadOptions(params.vad_threshold, params.vad_min_speech_duration,
+                                                        params.vad_min_silence_duration))
+        if srt_cues is not None:
+            # The cues say where words are; VAD trims the silence their loose timing includes.
+            duration = len(audio) / RATE
+            cue_spans = _merge_spans([(max(0.0, c.start), min(duration, c.end)) for c in srt_cues])
+            regions = _intersect(cue_spans, regions)
+        ctx.hook("vad", regions, completed=1, total=1)
+        return audio, regions
+
+    def _transcription(self, ctx: JobContext, audio: np.ndarray, regions: list[tuple[float, float]],
+                       language: str | None, srt_cues: list[Cue] | None):
+        """Language and Whisper segments (none with an input SRT), and the hallucinations dropped."""
+        lang_info: dict[str, Any] = {"language": None, "language_probability": None}
+        segments: list[dict[str, Any]] = []
+        dropped: list[dict[str, Any]] = []
+        if srt_cues is None and regions:
+            lang_info = self._language(audio, regions, language)
+            segments, dropped = self._transcribe(ctx, audio, regions, lang_info["language"])
+            if not segments and language is None:  # a language "detected" on noise means nothing
+                lang_info = {"language": None, "language_probability": None}
+        ctx.hook("transcribe", completed=1, total=1)
+        return lang_info, segments, dropped
+
+    def _cluster(self, ctx: JobContext, params: DiarizeParams, windows: np.ndarray,
+                 emb: np.ndarray) -> SpeakerTimeline:
+        lo, hi = params.speaker_range()
+        timeline = SpeakerTimeline(windows, cluster(emb, min_speakers=lo, max_speakers=hi))
+        ctx.hook("cluster", completed=1, total=1)
+        return timeline
+
+    def _labelled(self, segments: list[dict[str, Any]], srt_cues: list[Cue] | None, timeline: SpeakerTimeline):
+        """Speakers on words and cues: (cues, sentence cues, segments, speaker names, words)."""
+        if srt_cues is not None:
+            cues, sentence_cues, out_segments, names = self._label_srt(srt_cues, timeline)
+            return cues, sentence_cues, out_segments, names, []
+        words = [w for seg in segments for w in seg["words"]]
+        assign_words(words, timeline)
+        names = speaker_names(words, [int(x) for x in timeline.labels])
+        cues = build_cues(words, names, CueStyle(sentences=False))
+        sentence_cues = build_cues(words, names, CueStyle(sentences=True))
+        return cues, sentence_cues, _speaker_segments(segments, names), names, words
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -312,6 +321,13 @@ class DiarizePipeline(Pipeline):
                        {"format": "sentence_split", **meta}),
             ResultFile("diarization.json", json_path, "application/json", meta),
         ]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str, since: float | None = None) -> Iterator[None]:
+    start = time.perf_counter() if since is None else since
+    yield
+    timings[name] = time.perf_counter() - start
 
 
 # -- helpers ---------------------------------------------------------------------------------
