@@ -4,7 +4,9 @@
 (how models are reached: in-process or a Triton/KServe endpoint), the only definition of
 those fields. The models read their own ``ModelSettings`` (``models/settings.py``: where
 artefacts live, CPU threads) in the worker, the KServe ModelServer and Triton alike.
-Nothing in the inference service reads ``os.environ`` outside these classes.
+Nothing in the inference service reads ``os.environ`` outside these classes, except the Triton
+bootstrap modules (``model_server/triton_entry.py``, ``triton_onnx.py``), which run inside
+tritonserver before the project is importable.
 """
 
 from __future__ import annotations
