@@ -245,7 +245,7 @@ def print_table(rows: list[dict]) -> None:
             print(f"{stem:<7} {source:<32} {t:7.2f} {b:9.2f} {t - b:+7.2f}  {mark}")
 
 
-def pipeline_table(tmp: Path) -> None:
+def pipeline_table(tmp: Path, n_mix: int = N_MIX) -> None:
     """What ``make bench`` prints: the real pipeline on the held-out set against the baseline."""
     import soundfile as sf
 
@@ -264,7 +264,7 @@ def pipeline_table(tmp: Path) -> None:
         return {r.name.split(".")[0]: sf.read(str(r.path), dtype="float32")[0] for r in results
                 if r.name != "manifest.json"}
 
-    mixes = mixtures()
+    mixes = mixtures(n_mix)
     rows = pipeline_rows(run, mixes, speech_stage(mixes), tmp)
     print(f"held-out real recordings: {len(mixes)} x {SECONDS:.0f} s at 48 kHz, music and effect at -6 +- 3 dB "
           "re speech; SI-SDR in dB; baseline: DeepFilterNet3 alone (speech; me = input - it), HPSS of its "
@@ -284,7 +284,7 @@ def main() -> None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            pipeline_table(Path(tmp))
+            pipeline_table(Path(tmp), args.n)
         return
     mixes, stages = cached(Path(args.cache) if args.cache else None, args.n, args.role)
     if not args.weights:
