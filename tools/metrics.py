@@ -58,12 +58,21 @@ def der(reference: Sequence[Turn], hypothesis: Sequence[Turn], collar: float = 0
 
 
 def normalise(text: str) -> list[str]:
-    text = text.lower().replace("-", " ")
-    return re.findall(r"[a-z0-9']+", text)
+    """Lower-cased words of any script; hyphens and apostrophes split words ("aujourd'hui" and
+    Whisper's "aujourd 'hui" agree)."""
+    text = text.lower().replace("-", " ").replace("'", " ").replace("\u2019", " ")
+    return re.findall(r"[^\W_]+", text)
 
 
-_NUMBERS = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
-            "8": "eight", "9": "nine", "10": "ten", "20": "twenty"}
+# Small numbers spelled out -> digits, in the languages of the benches (Whisper writes "sept" or
+# "7" depending on context; neither is an error). "un"/"uno" are also articles: both sides map.
+_NUMBERS = {w: str(i) for words in (
+    "zero one two three four five six seven eight nine ten",
+    "zéro un deux trois quatre cinq six sept huit neuf dix",
+    "zero uno due tre quattro cinque sei sette otto nove dieci",
+    "cero uno dos tres cuatro cinco seis siete ocho nueve diez",
+    "ноль один два три четыре пять шесть семь восемь девять десять",
+) for i, w in enumerate(words.split())} | {"twenty": "20", "vingt": "20", "venti": "20", "veinte": "20"}
 
 
 # British -> American spellings, as Whisper's English normaliser does (a spelling is not an error).
@@ -76,7 +85,7 @@ def _norm_word(w: str) -> str:
 
 
 def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate after lower-casing, dropping punctuation, spelling small numbers and
+    """Word error rate after lower-casing, dropping punctuation, writing small numbers as digits and
     mapping British spellings to American ones."""
     ref = [_norm_word(w) for w in normalise(reference)]
     hyp = [_norm_word(w) for w in normalise(hypothesis)]
