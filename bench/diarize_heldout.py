@@ -124,7 +124,7 @@ def main() -> None:
             res = run_diarize(tmp / f"out-{i}", path).result
             ref = reference(s)
             hyp = [(t["start"], t["end"], t["speaker"]) for t in res["turns"]]
-            regions, windows, emb = embed(s.audio)
+            regions, windows, emb = embed(sf.read(str(path), dtype="float32")[0])
             base = window_turns(regions, windows, baseline_labels(emb))
             d, b = der(ref, hyp), der(ref, base)
             nb = len({x[2] for x in base})
@@ -139,7 +139,7 @@ def main() -> None:
             sf.write(str(path), s.audio, RATE, subtype="PCM_16")
             res = run_diarize(tmp / f"mono-{i}", path).result
             w = wer(s.text, " ".join(x["word"] for x in res["words"]))
-            wb = wer(s.text, whisper_whole(s.audio))
+            wb = wer(s.text, whisper_whole(sf.read(str(path), dtype="float32")[0]))  # the same 16-bit file
             wrows.append((s, w, wb))
             print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB: WER {w:6.2%} (baseline {wb:6.2%})",
                   flush=True)
