@@ -156,12 +156,13 @@ def summary(rows, wrows) -> None:
     count_b = sum(r[4] == len(r[0].speakers) for r in rows)
     noisy = [r for r in rows if r[0].snr_db < 10]
     print(f"{'held-out':26s} {'Timbr':>8s} {'baseline':>9s} {'diff':>8s}")
-    for key in ("der", "miss", "false_alarm", "confusion"):
-        a, b = pooled(1, key), pooled(2, key)
-        print(f"{key:26s} {_pct(a):>8s} {_pct(b):>9s} {a - b:+8.2%}")
-    print(f"{'count exact':26s} {count:>4d}/{len(rows):<3d} {count_b:>5d}/{len(rows):<3d} {count - count_b:+8d}")
-    print(f"{'count exact, SNR < 10 dB':26s} {sum(r[3] == len(r[0].speakers) for r in noisy):>4d}/{len(noisy):<3d} "
-          f"{sum(r[4] == len(r[0].speakers) for r in noisy):>5d}/{len(noisy):<3d}")
+    if rows:
+        for key in ("der", "miss", "false_alarm", "confusion"):
+            a, b = pooled(1, key), pooled(2, key)
+            print(f"{key:26s} {_pct(a):>8s} {_pct(b):>9s} {a - b:+8.2%}")
+        print(f"{'count exact':26s} {count:>4d}/{len(rows):<3d} {count_b:>5d}/{len(rows):<3d} {count - count_b:+8d}")
+        print(f"{'count exact, SNR < 10 dB':26s} {sum(r[3] == len(r[0].speakers) for r in noisy):>4d}/{len(noisy):<3d} "
+              f"{sum(r[4] == len(r[0].speakers) for r in noisy):>5d}/{len(noisy):<3d}")
     if wrows:
         w, wb = float(np.mean([r[1] for r in wrows])), float(np.mean([r[2] for r in wrows]))
         print(f"{'WER (mean of recordings)':26s} {_pct(w):>8s} {_pct(wb):>9s} {w - wb:+8.2%}")
