@@ -1,6 +1,7 @@
 """python -m tools.devstack (``make run``): the whole stack on one machine, embedded defaults.
 
-Starts the development Kafka broker (tansu, memory storage), billing, jobs, the webhook
+Starts the development Kafka broker (tansu, on a local S3 server so that a broker restart
+loses no queued job; tools/devbroker.py), billing, jobs, the webhook
 dispatcher, one inference worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer, or with
 TIMBR_MODEL_BACKEND=triton, a real Triton Inference Server on ``triton_models/`` (tools/triton.py), that
 the worker then reaches over gRPC), each as its own process with JSON logs under var/logs/. SQLite
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common import migrate
-from tools.devbroker import free_port, start_broker, wait_for_port
+from tools.devbroker import free_port, start_broker, start_object_store, wait_for_port
 
 
 @dataclass
@@ -29,6 +30,10 @@ class Stack:
     billing_port: int = 50051
     jobs_port: int = 50052
     kafka_port: int = 9092
+    # "memory": tansu keeps topics in its process; "s3": in a moto S3 server on s3_port that
+    # outlives a broker restart (tools/devbroker.py).
+    broker_storage: str = "memory"
+    s3_port: int = 9094
     billing_db: str = ""
     jobs_db: str = ""
     metrics_ports: tuple[int, int, int] = (9101, 9102, 9103)  # billing, jobs, first worker
@@ -46,7 +51,7 @@ class Stack:
     @classmethod
     def on_free_ports(cls, root: Path, **kw) -> Stack:
         return cls(root=root, gateway_port=free_port(), billing_port=free_port(), jobs_port=free_port(),
-                   kafka_port=free_port(), metrics_ports=(free_port(), free_port(), free_port()),
+                   kafka_port=free_port(), s3_port=free_port(), metrics_ports=(free_port(), free_port(), free_port()),
                    webhooks_metrics_port=free_port(), **kw)
 
     @property
@@ -81,7 +86,9 @@ class Stack:
     def start(self, worker: bool = True) -> Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
-        self.procs["kafka"] = start_broker(self.kafka_port, self.root / "logs" / "kafka.log")
+        if self.broker_storage == "s3":
+            self.procs["s3"] = start_object_store(self.s3_port, self.root / "logs" / "s3.log")
+        self.start_kafka()
         billing_db = self.billing_db or f"sqlite:///{self.root / 'billing.db'}"
         jobs_db = self.jobs_db or f"sqlite:///{self.root / 'jobs.db'}"
         # As the chart's migration hook does before the services start.
@@ -113,6 +120,11 @@ class Stack:
         for port in ports:
             self._wait(port, timeout_s=300 if port == self.model_grpc_port else 60)
         return self
+
+    def start_kafka(self) -> subprocess.Popen:
+        s3_port = self.s3_port if self.broker_storage == "s3" else None
+        self.procs["kafka"] = start_broker(self.kafka_port, self.root / "logs" / "kafka.log", s3_port)
+        return self.procs["kafka"]
 
     def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
         remote = ({"TIMBR_MODEL_BACKEND": "remote", "TIMBR_MODEL_URL": f"127.0.0.1:{self.model_grpc_port}"}
@@ -167,7 +179,8 @@ def _interrupt(*_: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM as on Ctrl-C
-    stack = Stack(model_backend=os.environ.get("TIMBR_MODEL_BACKEND", "inprocess"))
+    stack = Stack(model_backend=os.environ.get("TIMBR_MODEL_BACKEND", "inprocess"),
+                  broker_storage=os.environ.get("TIMBR_DEV_BROKER_STORAGE", "s3"))
     try:
         stack.start()
         print(BANNER.format(url=stack.url, logs=stack.root / "logs"), flush=True)

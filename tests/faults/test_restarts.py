@@ -6,8 +6,8 @@ per job: nothing charged or released twice).
 Each database gets one stack: a 2 s test pipeline (10 steps of 0.2 s), heartbeats every 0.5 s,
 a sweeper that fails a silent running job after 15 s and a never-started one after 35 s, a
 settler every 0.5 s, and a shared service token on every gRPC call. A supervisor restarts any
-process that dies, as Kubernetes restarts a crashed container. The development broker keeps
-topics in memory, so its restart loses the requests not yet consumed: those jobs end by the
+process that dies, as Kubernetes restarts a crashed container. These stacks run the broker on
+memory storage, so its restart loses the requests not yet consumed: those jobs end by the
 sweeper (a production Kafka keeps them), and the test states so.
 """
 

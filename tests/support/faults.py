@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from services.common.pb.timbr.v1 import billing_pb2
-from tools.devbroker import start_broker
 from tools.devstack import Stack
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -39,7 +38,7 @@ class FaultStack(Stack):
 
     def respawn(self, name: str) -> None:
         if name == "kafka":
-            self.procs["kafka"] = start_broker(self.kafka_port, self.root / "logs" / "kafka.log")
+            self.start_kafka()
         else:
             self._spawn(name, *self.specs[name])
         self.restarts[name] += 1
