@@ -177,7 +177,7 @@ def billing_away(env, tmp_path):
     ch.close()
 
 
-def _settle_until(jobs, expected: int, timeout_s: float = 20.0) -> None:
+def _settle_until(jobs, expected: int, timeout_s: float = 60.0) -> None:
     """Run settler passes (as the loop does) until ``expected`` settled; the channel may still be
     in its reconnect backoff (up to 5 s) right after Billing comes back."""
     import time
