@@ -46,6 +46,7 @@ BACKENDS = ("kserve", "triton")
 
 def start_server(backend: str, models: list[str], root: Path):
     """The KServe ModelServer or a real Triton serving ``models`` from ``triton_models/``, started."""
+    root.mkdir(parents=True, exist_ok=True)
     if backend == "kserve":
         return ModelServerProcess(models, root / "server.log").start()
     from tools.triton import TritonServer, build_repository
