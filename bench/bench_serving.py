@@ -160,7 +160,7 @@ def pipelines_by_backend(served: list[str], root: Path) -> None:
     counter = iter(range(10_000))
     print("\npipelines end to end by backend (median of 2 after a warm-up; RTF = time / audio; "
           "server = share of the wall time the server spent on requests)")
-    print(f"  {'pipeline':<10}" + "".join(f"{b:>24}" for b in clients))
+    print(f"  {'pipeline':<10}" + "".join(f"{b:>28}" for b in clients))
     try:
         for job_type, cls, src, params in cases:
             length = sf.info(src).duration
@@ -181,7 +181,7 @@ def pipelines_by_backend(served: list[str], root: Path) -> None:
             cells = [f"RTF {statistics.median(walls[b]) / length:.3f}"
                      + (f", server {statistics.median(shares[b]) * 100:3.0f} %" if b != "in-process" else "")
                      for b in clients]
-            print(f"  {job_type:<10}" + "".join(f"{c:>24}" for c in cells) + f"   ({length:.0f} s)")
+            print(f"  {job_type:<10}" + "".join(f"{c:>28}" for c in cells) + f"   ({length:.0f} s)")
     finally:
         for backend in ("kserve", "triton"):
             clients[backend].close()
