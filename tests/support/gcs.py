@@ -53,13 +53,14 @@ class FakeGoogle:
                 path = self.path.split("?", 1)[0]
                 if self.headers.get("metadata-flavor") != "Google":
                     return self._reply(403, {"error": "Metadata-Flavor header missing"})
-                account = "/computeMetadata/v1/instance/service-accounts/default/"
+                # google-auth asks for "default" first, then by the email it learnt
+                accounts = [f"/computeMetadata/v1/instance/service-accounts/{name}/" for name in ("default", SIGNER)]
                 if path in ("/", ""):
                     return self._reply(200, {})
-                if path == account:
+                if path in accounts:
                     return self._reply(200, {"email": SIGNER, "aliases": ["default"],
                                              "scopes": ["https://www.googleapis.com/auth/cloud-platform"]})
-                if path == account + "token":
+                if path in (account + "token" for account in accounts):
                     return self._reply(200, {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"})
                 if path == "/computeMetadata/v1/project/project-id":
                     data = b"timbr-test"
