@@ -64,9 +64,15 @@ def ensure_topics(bootstrap: str, topics=TOPICS, partitions: int = 3, timeout_s:
 
 
 def make_producer(bootstrap: str) -> KafkaProducer:
-    """acks=all and retries: a send acknowledged by ``.get()`` is durable on the broker."""
+    """acks=all and retries: a send acknowledged by ``.get()`` is durable on the broker.
+
+    Not an idempotent producer: every consumer here applies events idempotently (at-least-once
+    by design), so a retried send that lands twice changes nothing, and an idempotent
+    kafka-python producer fails fatally when the broker loses its producer ids (the development
+    broker after a restart answers InitProducerId with an unknown error, for good).
+    """
     return KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=5,
+        bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=5, enable_idempotence=False,
         key_serializer=lambda k: k.encode() if isinstance(k, str) else k,
     )
 

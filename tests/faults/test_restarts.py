@@ -32,9 +32,8 @@ JOBS_IN_FLIGHT = 2
 GRANT = 100
 # Stated bounds: a redelivered job reruns (2 s) after a rebalance (6 s session timeout) and a
 # restart (a few s); a job lost with the broker's memory ends at the 60 s queued sweep. After a
-# broker restart the worker's idempotent producer is fenced for good (kafka-python: fatal
-# InitProducerId error), so the worker exits and is restarted (about 13 s here) before new
-# jobs run.
+# broker restart the producers reconnect (they are not idempotent: an idempotent kafka-python
+# producer fails for good on the restarted broker's InitProducerId error, services/common/kafka.py).
 # The sweeps wait 30 s (running) and 60 s (queued): a replacement process takes 15-20 s to start
 # on a loaded 2-core machine, and must not lose the race against them.
 ENDS_WITHIN_S = 60
