@@ -8,9 +8,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from services.common.settings import TOPIC_CREDITS, TOPIC_DLQ, TOPIC_EVENTS, TOPIC_REQUESTED
+from services.common.settings import TOPIC_CREDITS, TOPIC_DLQ, TOPIC_EVENTS, TOPIC_REPORTS, TOPIC_REQUESTED
 
-TOPICS = (TOPIC_REQUESTED, TOPIC_EVENTS, TOPIC_DLQ, TOPIC_CREDITS)
+TOPICS = (TOPIC_REQUESTED, TOPIC_REPORTS, TOPIC_EVENTS, TOPIC_DLQ, TOPIC_CREDITS)
 # Headers on every record of every topic (docs/events.md): consumers route and filter on them
 # without decoding the payload. The schema version is the protobuf package of the payload.
 HEADER_REQUEST_ID = "x-request-id"

@@ -21,7 +21,8 @@ MIN_SECRET_CHARS = 32
 DEFAULT_DB_PASSWORDS = frozenset({"timbr", "postgres", "password", "changeme", "secret", "admin"})
 
 TOPIC_REQUESTED = "audio.jobs.requested"
-TOPIC_EVENTS = "audio.jobs.events"
+TOPIC_EVENTS = "audio.jobs.events"  # public: what the jobs service decided happened to a job
+TOPIC_REPORTS = "audio.jobs.reports"  # internal: what the workers report, read by the jobs service only
 TOPIC_DLQ = "audio.jobs.requested.dlq"
 TOPIC_CREDITS = "billing.credits.events"
 

@@ -1,4 +1,8 @@
-"""What a worker tells the world: job events on ``audio.jobs.events``, failed requests on the DLQ.
+"""What a worker tells: its job reports on ``audio.jobs.reports``, failed requests on the DLQ.
+
+Reports go to the jobs service only (an internal topic): it applies each to the job and relays
+those that change it to the public ``audio.jobs.events``, so a report that comes after the job
+ended (cancelled, swept, a redelivered request run twice) never reaches other consumers.
 
 ``Publisher`` owns the Kafka producer. A send that fails or is not acknowledged within
 ``timeout_s`` raises ``BrokerUnavailable`` and drops the producer, so the next send builds a
@@ -19,7 +23,7 @@ from kafka.errors import KafkaError
 from services.common.kafka import headers, job_event_type, make_producer
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import events_pb2
-from services.common.settings import TOPIC_DLQ, TOPIC_EVENTS
+from services.common.settings import TOPIC_DLQ, TOPIC_REPORTS
 from services.inference.errors import BrokerUnavailable
 
 log = get_logger(__name__)
@@ -71,7 +75,7 @@ class Publisher:
 
 
 class JobEvents:
-    """The events of one delivery of one job."""
+    """The reports (``JobEvent``) of one delivery of one job."""
 
     def __init__(self, publisher: Publisher, request: events_pb2.JobRequested, worker_id: str, attempt: int,
                  steps: tuple[str, ...]) -> None:
@@ -92,7 +96,7 @@ class JobEvents:
                                    attempt=self._attempt, worker_id=self._worker_id, emitted_at=at, **fields)
 
     def _send(self, event: events_pb2.JobEvent, wait: bool) -> None:
-        self._publisher.send(TOPIC_EVENTS, event.job_id, event.SerializeToString(),
+        self._publisher.send(TOPIC_REPORTS, event.job_id, event.SerializeToString(),
                              headers(job_event_type(event.type), self._req.request_id), wait)
 
     def running(self) -> None:

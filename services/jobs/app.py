@@ -46,7 +46,7 @@ def start(settings: JobsSettings, background: bool = True) -> JobsApp:
                  EventConsumer(service, settings.kafka_bootstrap, settings.consumer_group),
                  Settler(service, settings.settle_interval_s),
                  Sweeper(service, settings.stale_running_s, settings.stale_queued_s, settings.sweep_interval_s),
-                 RetentionSweeper(service, settings.retention_sweep_interval_s),
+                 RetentionSweeper(service, settings.retention_sweep_interval_s, settings.outbox_keep_s),
                  QueueLagMonitor(settings.kafka_bootstrap, settings.queue_lag_interval_s)]
         for loop in loops:
             loop.start()

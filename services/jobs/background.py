@@ -2,15 +2,18 @@
 stale-job sweeper, retention sweeper.
 
 Outbox: rows committed with their job are sent to Kafka and marked sent only after the broker
-acknowledges them (acks=all), so a request is published at least once; workers skip jobs
-already finished, so a duplicate is harmless.
+acknowledges them (acks=all), so a record is published at least once (workers skip jobs
+already finished; event consumers dedupe by event id). Rows go out in id order, one publisher
+at a time (a second replica waits on the row locks instead of skipping them), so a job's
+events reach ``audio.jobs.events`` in the order they were written.
 
 Outbox publisher: a failed send drops the producer and the next pass builds a new one (and
 recreates missing topics: the development broker comes back empty), so a broker restart or a
 fatal producer error delays publishing, never stops it.
 
-Event consumer: at-least-once. Auto-commit is off; the offset is committed after the event
-has been applied (the credits it owes are recorded with it). A failure rewinds every partition
+Event consumer: reads the workers' reports (``audio.jobs.reports``), at-least-once. Auto-commit
+is off; the offset is committed after the report has been applied (the credits it owes and
+the public event it makes are recorded with it). A failure rewinds every partition
 of the batch to its first event not applied, so nothing fetched is skipped, and the event comes
 again; ``JobsService.apply_event`` is idempotent. A Kafka error rebuilds the consumer, and a
 position past the end of its partition (a broker that lost its log, as the development broker
@@ -30,7 +33,7 @@ from sqlalchemy import func, select
 from services.common.kafka import ensure_topics, make_consumer, make_producer
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import events_pb2
-from services.common.settings import TOPIC_EVENTS
+from services.common.settings import TOPIC_REPORTS
 from services.jobs import metrics
 from services.jobs.models import OutboxMessage, utcnow
 from services.jobs.service import JobsService
@@ -86,7 +89,7 @@ class OutboxPublisher(Loop):
             self._producer = make_producer(self._kafka)
         with self._sessions.begin() as s:
             rows = list(s.scalars(select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
-                                  .order_by(OutboxMessage.id).limit(100).with_for_update(skip_locked=True)))
+                                  .order_by(OutboxMessage.id).limit(100).with_for_update()))
             for row in rows:
                 row.attempts += 1
                 try:
@@ -113,6 +116,8 @@ class OutboxPublisher(Loop):
 
 
 class EventConsumer(Loop):
+    """Applies the workers' reports to the jobs (and relays them to ``audio.jobs.events``)."""
+
     def __init__(self, service: JobsService, bootstrap: str, group: str) -> None:
         super().__init__("events")
         self._service = service
@@ -124,7 +129,7 @@ class EventConsumer(Loop):
 
     def step(self) -> bool:
         if self._consumer is None:
-            self._consumer = make_consumer(self._kafka, self._group, TOPIC_EVENTS, client_id="timbr-jobs")
+            self._consumer = make_consumer(self._kafka, self._group, TOPIC_REPORTS, client_id="timbr-jobs")
         consumer = self._consumer
         try:
             batch = consumer.poll(timeout_ms=500, max_records=50)
@@ -138,7 +143,7 @@ class EventConsumer(Loop):
             for tp, records in batch.items():
                 for record in records:
                     event = events_pb2.JobEvent.FromString(record.value)
-                    outcome = self._service.apply_event(event)
+                    outcome = self._service.apply_event(event, record.headers)
                     applied[tp] = record.offset + 1
                     consumer.commit({tp: _offset(record.offset + 1)}, timeout_ms=KAFKA_CALL_MS)
                     log.info("event.applied", job_id=event.job_id, type=events_pb2.EventType.Name(event.type),
@@ -219,14 +224,17 @@ class Sweeper(Loop):
 
 
 class RetentionSweeper(Loop):
-    """Removes uploads and results past their retention, and idempotency keys past 24 h."""
+    """Removes uploads and results past their retention, idempotency keys past 24 h, and outbox
+    rows sent more than ``outbox_keep_s`` ago."""
 
-    def __init__(self, service: JobsService, interval_s: float) -> None:
+    def __init__(self, service: JobsService, interval_s: float, outbox_keep_s: float = 6 * 3600.0) -> None:
         super().__init__("retention")
         self._service = service
+        self._outbox_keep_s = outbox_keep_s
         self.interval_s = interval_s
 
     def step(self) -> bool:
         removed = self._service.lifecycle.sweep()
         self._service.keys.purge()
+        self._service.prune_outbox(self._outbox_keep_s)
         return removed > 0

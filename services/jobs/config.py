@@ -23,6 +23,8 @@ class JobsSettings(CommonSettings):
     # Uploads and results are removed this long after upload / job end (accounts may override).
     retention_days: float = 7.0
     retention_sweep_interval_s: float = 300.0
+    # Outbox rows already published are deleted this long after (by the retention sweeper).
+    outbox_keep_s: float = 6 * 3600.0
     # How often the work queue's lag per worker group and partition is read from the broker.
     queue_lag_interval_s: float = 15.0
 

@@ -10,9 +10,11 @@ answer, the row stays pending and ``settle_pending`` (the jobs service's settler
 it until it does. Confirm and Release are idempotent in Billing, so a retry never charges or
 releases twice. The settlement's primary key also makes a job end exactly once.
 
-The end states this service decides itself (cancelled, timed out by the sweeper) are announced
-on ``audio.jobs.events`` through the outbox, in the transaction that ends the job, so each
-reaches Kafka once the job has ended, and only then (the workers announce completed and failed).
+The public ``audio.jobs.events`` is written by this service alone, through the outbox, in the
+transaction that changes the job: a worker's report (``audio.jobs.reports``) that changes the
+job is relayed as it came (same event id, fields and headers), one for a job that has ended is
+not; cancel and the sweeper announce the ends they decide. So per job the topic carries its
+events in order and exactly one end (published at least once: consumers dedupe by event id).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import math
 import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,7 +60,12 @@ log = get_logger(__name__)
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 SETTLE = {"completed": "confirm", "failed": "release", "cancelled": "release"}
 JOB_TYPES = frozenset({"separate", "enhance", "diarize"})
-OWN_EVENTS = frozenset({events_pb2.EVENT_TYPE_CANCELLED, events_pb2.EVENT_TYPE_TIMED_OUT})
+
+
+def _public(event: events_pb2.JobEvent, record_headers: list[tuple[str, bytes]]) -> OutboxMessage:
+    """The outbox row that publishes ``event`` on ``audio.jobs.events``, keyed by job."""
+    return OutboxMessage(topic=TOPIC_EVENTS, key=event.job_id, payload=event.SerializeToString(),
+                         headers=[[k, (v or b"").decode("utf-8", "replace")] for k, v in record_headers])
 
 
 def credits_for(duration_s: float) -> int:
@@ -305,8 +312,7 @@ class JobsService:
                                     job_type=job.job_type, type=type_, progress=job.progress, stage=job.stage,
                                     error_code=job.error_code, error_message=job.error_message,
                                     attempt=job.attempts, worker_id="jobs", emitted_at=at)
-        return OutboxMessage(topic=TOPIC_EVENTS, key=job.job_id, payload=event.SerializeToString(),
-                             headers=[[k, v.decode()] for k, v in headers(job_event_type(type_), job.request_id)])
+        return _public(event, headers(job_event_type(type_), job.request_id))
 
     def _finish(self, job: JobRecord, status: str, code: str = "", message: str = "") -> None:
         now = utcnow()
@@ -321,52 +327,62 @@ class JobsService:
 
     # events --------------------------------------------------------------------------------------
 
-    def apply_event(self, event: events_pb2.JobEvent) -> str:
-        """Apply one worker event; returns what happened (for logs and tests)."""
+    def apply_event(self, event: events_pb2.JobEvent,
+                    record_headers: list[tuple[str, bytes]] | None = None) -> str:
+        """Apply one worker report; returns what happened (for logs and tests).
+
+        A report that changes the job is written to the outbox for ``audio.jobs.events`` in the
+        same transaction, with ``record_headers`` (the report's Kafka headers; rebuilt from the
+        job when absent). A report for an ended job, or of a type workers do not send, is not."""
         try:
-            outcome, settle = self._apply(event)
+            outcome, settle = self._apply(event, record_headers)
         except IntegrityError:  # the job ended concurrently (a cancel): now it reads as ended
-            outcome, settle = self._apply(event)
+            outcome, settle = self._apply(event, record_headers)
         if settle:
             self._settle_now(event.job_id, settle)
         return outcome
 
-    def _apply(self, event: events_pb2.JobEvent) -> tuple[str, str | None]:
+    def _apply(self, event: events_pb2.JobEvent, record_headers) -> tuple[str, str | None]:
         with self._sessions.begin() as s:
             job = s.get(JobRecord, event.job_id, with_for_update=True)
             if job is None:
                 log.warning("event.unknown_job", job_id=event.job_id)
                 return "unknown_job", None
-            if event.type in OWN_EVENTS:
-                return "own", None  # announced by this service when it ended the job
             if job.status in TERMINAL:
                 return "duplicate", None
-            if event.type == events_pb2.EVENT_TYPE_RUNNING:
-                if job.status == "queued":
-                    job.started_at = utcnow()
-                job.status, job.stage = "running", event.stage or "started"
-                job.attempts = max(job.attempts, event.attempt)
-                job.updated_at = utcnow()
-                return "running", None
-            if event.type == events_pb2.EVENT_TYPE_PROGRESS:
-                job.status = "running"
-                job.started_at = job.started_at or utcnow()
-                job.progress = max(job.progress, min(max(event.progress, 0.0), 1.0))
-                job.stage = event.stage or job.stage
-                job.updated_at = utcnow()
-                return "progress", None
-            if event.type == events_pb2.EVENT_TYPE_COMPLETED:
-                job.results = [{"name": r.name, "storage_key": r.storage_key, "content_type": r.content_type,
-                                "size_bytes": r.size_bytes} for r in event.results]
-                job.started_at = job.started_at or utcnow()
-                job.stage = "done"
-                self._end(s, job, "completed")
-                return "completed", "confirm"
-            if event.type == events_pb2.EVENT_TYPE_FAILED:
-                self._end(s, job, "failed", event.error_code or "internal_error",
-                          event.error_message or "processing failed")
-                return "failed", "release"
-            return "ignored", None
+            outcome, settle = self._change(s, job, event)
+            if outcome != "ignored":
+                s.add(_public(event, record_headers or headers(job_event_type(event.type), job.request_id)))
+            return outcome, settle
+
+    def _change(self, s: Session, job: JobRecord, event: events_pb2.JobEvent) -> tuple[str, str | None]:
+        """Apply a report to a job that has not ended (the caller holds its row lock)."""
+        if event.type == events_pb2.EVENT_TYPE_RUNNING:
+            if job.status == "queued":
+                job.started_at = utcnow()
+            job.status, job.stage = "running", event.stage or "started"
+            job.attempts = max(job.attempts, event.attempt)
+            job.updated_at = utcnow()
+            return "running", None
+        if event.type == events_pb2.EVENT_TYPE_PROGRESS:
+            job.status = "running"
+            job.started_at = job.started_at or utcnow()
+            job.progress = max(job.progress, min(max(event.progress, 0.0), 1.0))
+            job.stage = event.stage or job.stage
+            job.updated_at = utcnow()
+            return "progress", None
+        if event.type == events_pb2.EVENT_TYPE_COMPLETED:
+            job.results = [{"name": r.name, "storage_key": r.storage_key, "content_type": r.content_type,
+                            "size_bytes": r.size_bytes} for r in event.results]
+            job.started_at = job.started_at or utcnow()
+            job.stage = "done"
+            self._end(s, job, "completed")
+            return "completed", "confirm"
+        if event.type == events_pb2.EVENT_TYPE_FAILED:
+            self._end(s, job, "failed", event.error_code or "internal_error",
+                      event.error_message or "processing failed")
+            return "failed", "release"
+        return "ignored", None  # CANCELLED, TIMED_OUT: decided here, never taken from a report
 
     def sweep(self, stale_running_s: float, stale_queued_s: float) -> int:
         """Fail jobs that stopped reporting, and release their credits. Returns how many.
@@ -396,6 +412,14 @@ class JobsService:
         for job_id in swept:
             self._settle_now(job_id, "release")
         return len(swept)
+
+    def prune_outbox(self, older_than_s: float) -> int:
+        """Delete outbox rows sent more than ``older_than_s`` ago (relayed progress would grow
+        the table without end); rows not yet sent are kept. Returns how many."""
+        with self._sessions.begin() as s:
+            cutoff = utcnow() - dt.timedelta(seconds=older_than_s)
+            result = s.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < cutoff))
+            return result.rowcount or 0
 
     # credits -------------------------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ def test_duplicate_completed_event_charges_once(api, make_account, stack):
                        events_pb2.EVENT_TYPE_PROGRESS):
         event = events_pb2.JobEvent(event_id=uuid.uuid4().hex, job_id=job_id, account_id=acc.account_id,
                                     job_type="enhance", type=event_type, error_code="processing_failed")
-        producer.send("audio.jobs.events", key=job_id.encode(), value=event.SerializeToString(),
+        producer.send("audio.jobs.reports", key=job_id.encode(), value=event.SerializeToString(),
                       headers=headers(job_event_type(event_type))).get(timeout=10)
     producer.close()
     time.sleep(2.0)  # let the jobs service consume them

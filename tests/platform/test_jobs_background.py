@@ -19,7 +19,7 @@ from kafka import KafkaConsumer
 from services.common.kafka import ensure_topics, make_producer
 from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import events_pb2
-from services.common.settings import TOPIC_EVENTS, TOPIC_REQUESTED
+from services.common.settings import TOPIC_REPORTS, TOPIC_REQUESTED
 from services.jobs.background import EventConsumer, OutboxPublisher
 from services.jobs.models import OutboxMessage
 from tools.devbroker import free_port, start_broker
@@ -96,7 +96,7 @@ class _FailsOnce:
         self.failures = 0
         self._lock = threading.Lock()
 
-    def apply_event(self, event: events_pb2.JobEvent) -> str:
+    def apply_event(self, event: events_pb2.JobEvent, record_headers=None) -> str:
         with self._lock:
             if self.failures == 0:
                 self.failures += 1
@@ -111,7 +111,7 @@ def test_events_consumer_rewinds_every_partition_it_fetched(broker):
     jobs = [f"job_{p}_{i}" for p in range(3) for i in range(2)]
     for job_id in jobs:  # two events on each of the three partitions, all there before the first poll
         event = events_pb2.JobEvent(job_id=job_id, type=events_pb2.EVENT_TYPE_COMPLETED)
-        producer.send(TOPIC_EVENTS, key=job_id, value=event.SerializeToString(), partition=int(job_id[4]))
+        producer.send(TOPIC_REPORTS, key=job_id, value=event.SerializeToString(), partition=int(job_id[4]))
     producer.flush(timeout=10)
     producer.close()
 
@@ -143,7 +143,7 @@ class _Records:
     def __init__(self) -> None:
         self.applied: list[str] = []
 
-    def apply_event(self, event: events_pb2.JobEvent) -> str:
+    def apply_event(self, event: events_pb2.JobEvent, record_headers=None) -> str:
         self.applied.append(event.job_id)
         return "applied"
 
@@ -161,7 +161,7 @@ def test_events_consumer_reads_on_after_the_broker_lost_its_log(broker):
     def send(job_ids):
         producer = make_producer(bootstrap)
         for job_id in job_ids:
-            producer.send(TOPIC_EVENTS, key=job_id, value=events_pb2.JobEvent(job_id=job_id).SerializeToString())
+            producer.send(TOPIC_REPORTS, key=job_id, value=events_pb2.JobEvent(job_id=job_id).SerializeToString())
         producer.flush(timeout=10)
         producer.close()
 
