@@ -18,7 +18,7 @@ def main() -> None:
     start_http_server(settings.metrics_port)
     sessions = open_database("billing", settings.database_url)
     publisher = OutboxPublisher(sessions, CreditOutbox, settings.kafka_bootstrap, metrics.OUTBOX_PENDING,
-                                settings.outbox_poll_s)
+                                settings.outbox_poll_s, keep_s=settings.outbox_keep_s)
     publisher.start()
     server, port = serve(settings, BillingService(sessions))
     get_logger().info("billing.started", port=port, metrics_port=settings.metrics_port)

@@ -4,16 +4,19 @@ A service writes an outbox row (topic, key, payload, headers) in the same transa
 change it announces; this loop sends pending rows in id order and marks each sent only after
 the broker acknowledged it (acks=all). A record is thus published at least once and never for
 a change that rolled back. After a send failure the producer is closed and rebuilt, so a broker
-restart does not leave the loop on a dead connection.
+restart does not leave the loop on a dead connection. Rows sent more than ``keep_s`` ago are
+deleted, at most once every ``prune_every_s``, so the table does not grow without end.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import time
 
 from kafka.errors import KafkaError
 from prometheus_client import Gauge
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from services.common.db import utcnow
 from services.common.kafka import make_producer
@@ -24,7 +27,7 @@ log = get_logger(__name__)
 
 class OutboxPublisher(threading.Thread):
     def __init__(self, sessions, model, bootstrap: str, pending: Gauge, interval_s: float = 0.2,
-                 batch: int = 100) -> None:
+                 batch: int = 100, keep_s: float = 6 * 3600.0, prune_every_s: float = 60.0) -> None:
         super().__init__(name=f"outbox-{model.__tablename__}", daemon=True)
         self._sessions = sessions
         self._model = model
@@ -32,6 +35,9 @@ class OutboxPublisher(threading.Thread):
         self._pending = pending
         self._interval_s = interval_s
         self._batch = batch
+        self._keep_s = keep_s
+        self._prune_every_s = prune_every_s
+        self._next_prune = 0.0  # monotonic; the first pass prunes
         self._producer = None
         self._stop_event = threading.Event()
 
@@ -41,6 +47,7 @@ class OutboxPublisher(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop_event.is_set():
+                self._maybe_prune()
                 try:
                     busy = self.step()
                 except Exception:
@@ -51,6 +58,25 @@ class OutboxPublisher(threading.Thread):
                     self._stop_event.wait(self._interval_s)
         finally:
             self._drop_producer()
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self._prune_every_s
+        try:
+            removed = self.prune()
+        except Exception:  # the database away: sending fails too and says so; try again later
+            log.exception("outbox.prune_failed", table=self._model.__tablename__)
+            return
+        if removed:
+            log.info("outbox.pruned", table=self._model.__tablename__, rows=removed)
+
+    def prune(self) -> int:
+        """Delete the rows sent more than ``keep_s`` ago; rows not yet sent are kept. Returns how many."""
+        m = self._model
+        with self._sessions.begin() as s:
+            cutoff = utcnow() - dt.timedelta(seconds=self._keep_s)
+            return s.execute(delete(m).where(m.sent_at < cutoff)).rowcount or 0
 
     def step(self) -> bool:
         """Send one batch; True when it was full and sent whole (more may wait)."""

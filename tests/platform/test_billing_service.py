@@ -148,6 +148,58 @@ def test_every_ledger_entry_writes_one_credit_event(billing):
     assert all(r.sent_at is None for r, _ in events)
 
 
+
+def test_sent_credit_events_are_pruned_after_a_while(billing):
+    """The credit outbox keeps a row not yet sent, and one sent within ``keep_s``; the publisher
+    deletes the older sent ones itself, on its first pass and then once every ``prune_every_s``."""
+    import datetime as dt
+    import time
+
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from services.billing.models import CreditOutbox
+    from services.common.db import utcnow
+    from services.common.outbox import OutboxPublisher
+    from tools.devbroker import free_port, start_broker
+
+    acc = billing.create_account("a").account_id
+    for credits in (1, 2, 3, 4):
+        billing.grant(acc, credits, "g")
+    now = utcnow()
+    with billing._sessions.begin() as s:
+        old, recent, unsent, later = s.query(CreditOutbox).order_by(CreditOutbox.id).all()
+        old.sent_at = now - dt.timedelta(hours=7)
+        recent.sent_at = now - dt.timedelta(hours=1)
+        unsent.created_at = now - dt.timedelta(hours=9)
+        later.sent_at = now - dt.timedelta(hours=5, minutes=59, seconds=58)
+        ids = [r.id for r in (old, recent, unsent, later)]
+
+    def left() -> list[int]:
+        with billing._sessions() as s:
+            return [r.id for r in s.query(CreditOutbox).order_by(CreditOutbox.id)]
+
+    pending = Gauge("test_outbox_pending", "-", registry=CollectorRegistry())
+    port = free_port()
+    broker = start_broker(port)  # the unsent row goes out meanwhile, and is kept: sent just now
+    publisher = OutboxPublisher(billing._sessions, CreditOutbox, f"127.0.0.1:{port}", pending,
+                                interval_s=0.1, keep_s=6 * 3600, prune_every_s=3)
+    publisher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while left() != ids[1:] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert left() == ids[1:]  # the first pass pruned the 7 h old row only
+        deadline = time.monotonic() + 15  # "later" passes 6 h within 2 s; the next prune takes it
+        while left() != ids[1:3] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left() == ids[1:3]
+    finally:
+        publisher.stop()
+        publisher.join(timeout=15)
+        broker.kill()
+        broker.wait()
+    assert publisher.prune() == 0
+
 def test_grpc_errors_carry_codes_and_the_refusal_typed(billing):
     """Billing answers with API error codes like jobs does; a refused reservation carries
     needed/available as a typed InsufficientCreditsDetail, not as metadata strings."""
