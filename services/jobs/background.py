@@ -16,8 +16,9 @@ is off; the offset is committed after the report has been applied (the credits i
 the public event it makes are recorded with it). A failure rewinds every partition
 of the batch to its first event not applied, so nothing fetched is skipped, and the event comes
 again; ``JobsService.apply_event`` is idempotent. A Kafka error rebuilds the consumer, and a
-position past the end of its partition (a broker that lost its log, as the development broker
-does when it restarts) starts that partition again from the beginning, since no error says so.
+partition read past offset 0 whose committed offset the group lost (a broker that lost its log
+and its groups, as the development broker on memory storage does when it restarts) starts
+again from the beginning, since no error says so.
 """
 
 from __future__ import annotations
@@ -167,20 +168,19 @@ class EventConsumer(Loop):
         return bool(batch)
 
     def _rewind_past_end(self, consumer, every_s: float = 5.0) -> None:
-        """While idle, every few seconds: a partition whose position lies past its end and whose
-        committed offset the group no longer knows lost its log (a broker that restarted empty);
-        read it again from the beginning (re-applying events changes nothing). The committed
-        offset tells this apart from an end offset the development broker reports one short."""
+        """While idle, every few seconds: a partition read past offset 0 whose committed offset the
+        group no longer knows lost its log (a broker that restarted empty); read it again from the
+        beginning (re-applying events changes nothing). Every applied event is committed before
+        the next poll, so while idle a position past 0 always has a commit, unless the broker
+        lost it. The position alone does not tell: after the restart, new events can bring the
+        end back up to the old position (or past it) and would then be skipped."""
         if time.monotonic() - self._checked_at < every_s or not consumer.assignment():
             return
         self._checked_at = time.monotonic()
-        assigned = list(consumer.assignment())
-        ends = consumer.end_offsets(assigned, timeout_ms=KAFKA_CALL_MS)
-        for tp in assigned:
+        for tp in list(consumer.assignment()):
             position = consumer.position(tp, timeout_ms=KAFKA_CALL_MS)
-            if (position is not None and position > ends.get(tp, position)
-                    and consumer.committed(tp, timeout_ms=KAFKA_CALL_MS) is None):
-                log.warning("events.position_past_end", partition=tp.partition, position=position, end=ends[tp])
+            if position and consumer.committed(tp, timeout_ms=KAFKA_CALL_MS) is None:
+                log.warning("events.commit_lost", partition=tp.partition, position=position)
                 consumer.seek_to_beginning(tp)
 
     def _drop_consumer(self) -> None:
