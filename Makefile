@@ -54,7 +54,7 @@ run: install
 	$(PY) -m tools.devstack
 
 test: install apt-train
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The fault tests alone (kill -9 of worker, jobs, billing and broker, on SQLite and PostgreSQL);
 # `make test` runs them too.
