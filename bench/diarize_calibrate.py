@@ -1,78 +1,79 @@
 """Calibrate the diarize clustering constants on the CALIB split only.
 
 Builds conversations like the held-out ones (``bench/diarize_corpus.py``) from the calib split
-(Allison's recordings, espeak-ng voices, calib ambience and music), embeds them once with the
-pipeline's VAD and CAM++ windows, then sweeps:
-- the baseline's single agglomerative cut (``BASELINE_THRESHOLD`` in bench/diarize_heldout.py);
-- the pipeline's neighbour count (``MIN_KEEP``) and windows per speaker (``MIN_WINDOWS``) in
-  services/inference/diarization/clustering.py.
-It prints DER (no collar, overlap counted; speaker labels per window, so VAD and Whisper play
-no part) and the share of exact counts for each setting.
+(Allison's recordings, espeak-ng voices, calib ambience and music), embeds them once and caches
+them in ``var/diarize-cache/calib`` (``bench/diarize_cache.py``), then sweeps:
+- the baseline's single agglomerative cut (``BASELINE_THRESHOLD`` in bench/diarize_heldout.py),
+  on the input's VAD regions and CAM++ embeddings;
+- what the pipeline clusters: VAD on the input or on the DeepFilterNet3-denoised audio, CAM++
+  of the input, of the denoised audio or their sum, turns cut from either VAD;
+- the pipeline's neighbour count (``MIN_KEEP``) in services/inference/diarization/clustering.py.
+It prints DER (no collar, overlap counted; speaker labels per window, so Whisper plays no part)
+and the share of exact counts for each setting.
 
-    python -m bench.diarize_calibrate            # 20 conversations
-    CALIB_CACHE=/tmp/dc python -m bench.diarize_calibrate   # keep the embeddings for the next sweep
+    python -m bench.diarize_calibrate            # 20 conversations (CALIB_CONVS=n for more)
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-from pathlib import Path
+from collections.abc import Callable
 from unittest import mock
 
 import numpy as np
 
-from bench.diarize_corpus import conversation
-from bench.diarize_heldout import baseline_labels, embed, reference, window_turns
+from bench.diarize_cache import Item, load_set
+from bench.diarize_heldout import baseline_labels, window_turns
 from services.inference.diarization import clustering
 from tools.metrics import der
 
-SEED = 7100   # calib seeds; the held-out bench uses bench.diarize_heldout.SEED
+Features = Callable[[Item], tuple[list[tuple[float, float]], np.ndarray, np.ndarray]]
 
 
-def calib_set(n: int, cache: Path | None = None) -> list[tuple]:
-    """(sample, regions, windows, embeddings) per conversation; ``cache`` keeps them across runs."""
-    rng = np.random.default_rng(SEED)
-    out = []
-    for k in range(n):
-        s = conversation("calib", 2 + k % 5, SEED + k, float(rng.uniform(30, 90)))
-        f = cache / f"{s.name}.pkl" if cache else None
-        if f is not None and f.exists():
-            out.append((s, *pickle.loads(f.read_bytes())))
-            continue
-        item = embed(s.audio)
-        if f is not None:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_bytes(pickle.dumps(item))
-        out.append((s, *item))
-        print(f"  embedded {s.name} ({s.duration:.0f} s)", flush=True)
-    return out
+def _unit(e: np.ndarray) -> np.ndarray:
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
 
 
-def score(data, labeler) -> tuple[float, float]:
+FEATURES: dict[str, Features] = {
+    "input VAD, input CAM++ (before)": lambda it: (it.regions, it.windows, it.emb),
+    "input VAD, denoised CAM++": lambda it: (it.regions, it.windows, it.emb_dfn),
+    "input VAD, sum": lambda it: (it.regions, it.windows, _unit(it.emb + it.emb_dfn)),
+    "denoised VAD, input CAM++": lambda it: (it.cregions, it.cwindows, it.cemb),
+    "denoised VAD, denoised CAM++": lambda it: (it.cregions, it.cwindows, it.cemb_dfn),
+    "denoised VAD, sum": lambda it: (it.cregions, it.cwindows, _unit(it.cemb + it.cemb_dfn)),
+    "input VAD, sum, turns on denoised VAD (pipeline)": Item.pipeline,
+}
+
+
+def score(data: list[Item], labeler, features: Features = FEATURES["input VAD, input CAM++ (before)"]
+          ) -> tuple[float, float]:
+    """(pooled DER, share of exact counts)."""
     errs = tot = 0.0
     exact = 0
-    for s, regions, windows, emb in data:
-        labels = labeler(emb)
-        d = der(reference(s), window_turns(regions, windows, labels))
+    for it in data:
+        regions, windows, emb = features(it)
+        labels = labeler(emb) if len(emb) else np.zeros(0, np.int64)
+        d = der(it.ref, window_turns(regions, windows, labels))
         errs += d["der"] * d["scored_s"]
         tot += d["scored_s"]
-        exact += len(set(labels.tolist())) == len(s.speakers)
+        exact += len(set(labels.tolist())) == it.n_speakers
     return errs / tot, exact / len(data)
 
 
 def main() -> None:
-    cache = os.environ.get("CALIB_CACHE")
-    data = calib_set(int(os.environ.get("CALIB_CONVS", "20")), Path(cache) if cache else None)
-    print(f"calib: {len(data)} conversations, {sum(x[0].duration for x in data):.0f} s")
+    data = load_set("calib", int(os.environ.get("CALIB_CONVS", "20")))
+    print(f"calib: {len(data)} conversations, {sum(len(x.audio) for x in data) / 16000:.0f} s")
     for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
         d, c = score(data, lambda e, t=t: baseline_labels(e, t))
         print(f"baseline cut {t:.2f}: DER {d:6.2%} count exact {c:5.1%}", flush=True)
-    for keep in (4, 5, 6, 7, 8, 10):
-        for mw in (2, 3, 4):
-            with mock.patch.object(clustering, "MIN_KEEP", keep), mock.patch.object(clustering, "MIN_WINDOWS", mw):
-                d, c = score(data, lambda e: clustering.cluster(e))
-            print(f"pipeline MIN_KEEP {keep:2d} MIN_WINDOWS {mw}: DER {d:6.2%} count exact {c:5.1%}", flush=True)
+    for name, features in FEATURES.items():
+        d, c = score(data, clustering.cluster, features)
+        print(f"spectral, {name:48s}: DER {d:6.2%} count exact {c:5.1%}", flush=True)
+    for keep in (5, 6, 7, 8, 10):
+        with mock.patch.object(clustering, "MIN_KEEP", keep):
+            d, c = score(data, clustering.cluster, Item.pipeline)
+        print(f"pipeline MIN_KEEP {keep:2d}: DER {d:6.2%} count exact {c:5.1%}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -227,3 +227,48 @@ def test_bad_inputs_are_permanent_errors(two, tmp_path):
     with pytest.raises(InvalidParams) as err:
         run_diarize(tmp_path / "c", path, language="xx")
     assert err.value.code == "validation_error"
+
+
+# -- denoised speech for the speakers (issue 16) ---------------------------------------------
+
+def _noisy(conv, snr_db: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    speech = conv.audio[np.abs(conv.audio) > 1e-4]
+    noise = rng.normal(size=len(conv.audio)).astype(np.float32)
+    noise *= np.sqrt(np.mean(speech ** 2) / 10 ** (snr_db / 10)) / noise.std()
+    return (conv.audio + noise).astype(np.float32)
+
+
+def test_denoise_keeps_length_and_time_and_warms_up_on_the_context(two):
+    """The speaker steps read DeepFilterNet3's output: as long as the block, sample-aligned with
+    it, the noise gone, and a block denoised with the end of the previous one as context reads
+    like the same stretch denoised in one piece (no warm-up dip at block edges)."""
+    from services.inference.pipelines.diarize import RATE, denoise
+    from tests.inference.conftest_diarize import client
+
+    _d, conv, _path = two
+    x = _noisy(conv, 5.0)
+    out = denoise(client(), x, np.zeros(0, np.float32))
+    assert out.shape == x.shape and out.dtype == np.float32
+    quiet = slice(int(0.1 * RATE), int(conv.turns[0].start * RATE) - 1600)   # noise only
+    assert 10 * np.log10(np.mean(x[quiet] ** 2) / np.mean(out[quiet] ** 2)) > 15
+    lags = np.arange(-40, 41)
+    xc = [np.dot(np.roll(out, k), conv.audio) for k in lags]
+    assert lags[int(np.argmax(xc))] == 0
+    m = len(x) // 2
+    part = denoise(client(), x[m:], x[m - RATE:m])
+    head = slice(0, int(0.3 * RATE))                        # where a cold start would still warm up
+    assert np.corrcoef(part[head], out[m:][head])[0, 1] > 0.95
+
+
+def test_speakers_in_loud_noise(two, tmp_path):
+    """White noise at 0 dB SNR: the speakers are still two, and the turns (cut from the VAD of
+    the denoised audio) hold them."""
+    _d, conv, _path = two
+    path = tmp_path / "noisy.wav"
+    sf.write(path, _noisy(conv, 0.0), 16000, subtype="PCM_16")
+    res = run_diarize(tmp_path / "out", path).result
+    hyp = [(t["start"], t["end"], t["speaker"]) for t in res["turns"]]
+    ref = [(t.start, t.end, str(t.speaker)) for t in conv.turns]
+    assert res["num_speakers"] == 2
+    assert der(ref, hyp, collar=0.25)["der"] < 0.15

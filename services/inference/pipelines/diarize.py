@@ -4,14 +4,20 @@ Steps (each reports progress through ``ctx.hook``):
 
 1. ``decode``     the input, mixed to mono and resampled to 16 kHz, streamed block by block
                   into a float32 scratch file that later steps memory-map (bounded memory);
+                  each block also denoised by DeepFilterNet3 (``speech_enhancer``, 48 kHz, with
+                  ``DENOISE_CONTEXT_S`` of the previous block as warm-up) into a second one;
 2. ``vad``        per block, through the chosen detector (``vad_ten`` / ``vad_silero`` /
                   ``vad_webrtc``), then ``speech_regions`` applies threshold, minimum speech and
-                  minimum silence exactly;
+                  minimum silence exactly: on the input for Whisper and the speaker windows
+                  (``speech_regions`` in the result), on the denoised audio for the extent of
+                  the speaker turns (noise and music beds make far fewer false alarms there);
 3. ``transcribe`` the padded speech regions decoded by Whisper as one stream, the way it
                   decodes a whole file (seeking on after an early stop, conditioned on the
                   previous text), language detected once on the first 30 s of speech when
                   ``auto``, word timestamps, hallucinated segments dropped (``diarization.guard``);
-4. ``embed``      CAM++ embeddings of 1.5 s windows over the speech;
+4. ``embed``      CAM++ embeddings of 1.5 s windows over the speech, of the input and of the
+                  denoised audio, summed: noise lowers a voice's similarity to itself less in
+                  the sum than in either (calibrated on the calib split, docs/diarize.md);
 5. ``cluster``    spectral clustering: exactly ``num_speakers``, or a count estimated within
                   ``min_speakers``..``max_speakers``;
 6. ``write``      speakers per word, cues cut at every speaker change, SRT x2 + JSON, and the
@@ -34,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from services.common.audio import InvalidAudio, iter_blocks, probe
+from services.common.audio import InvalidAudio, iter_blocks, probe, resample
 from services.common.params import DiarizeParams
 from services.inference.diarization.clustering import SpeakerTimeline, cluster, speaker_windows
 from services.inference.diarization.cues import (
@@ -58,6 +64,8 @@ BLOCK_S = 60                    # decode/VAD block; a multiple of every VAD hop
 SPAN_S = 600.0                  # file seconds handed to Whisper per request (bounded memory)
 PROMPT_CHARS = 200              # previous text carried into the next span
 EMBED_SPAN_S = 60.0             # audio span per embedding request
+DENOISE_RATE = 48000            # speech_enhancer's rate
+DENOISE_CONTEXT_S = 1.0         # previous audio each block's denoising starts from (model warm-up)
 GENDER_SAMPLE_S = 30.0          # speech per speaker for the pitch statistics
 VAD_MODELS = {"ten-vad": "vad_ten", "silero": "vad_silero", "webrtc": "vad_webrtc"}
 _SENTENCE = re.compile(r"(?<=[.!?…。？！])\s+")
@@ -74,17 +82,18 @@ class DiarizePipeline(Pipeline):
         srt_cues = self._read_input_srt(ctx)
         language = None if srt_cues is not None else self._check_language(params.language)
         with _timed(timings, "decode_vad", t0):
-            audio, regions = self._speech(ctx, params, srt_cues)        # 1-2. (samples,) 16 kHz; speech spans
+            # 1-2. input and denoised audio (samples,) 16 kHz; speech spans of each
+            audio, clean, regions, turn_regions = self._speech(ctx, params, srt_cues)
         with _timed(timings, "transcribe"):                               # 3. segments with words, file times
             lang_info, segments, dropped = self._transcription(ctx, audio, regions, language, srt_cues)
         with _timed(timings, "embed"):                                    # 4. windows (n, 2) -> (n, 192)
             windows = speaker_windows(regions)
-            emb = self._embed(ctx, audio, windows)
+            emb = self._embed(ctx, audio, clean, windows)
         with _timed(timings, "cluster"):                                  # 5. labels (n,) on a timeline
             timeline = self._cluster(ctx, params, windows, emb)
         t = time.perf_counter()                                            # 6. write
         cues, sentence_cues, out_segments, names, words = self._labelled(segments, srt_cues, timeline)
-        turns = _turns(regions, timeline)
+        turns = _turns(turn_regions, timeline)
         speakers = self._speakers(audio, turns, names, params.detect_gender)
         ctx.hook("write", completed=0, total=1)
         result = {
@@ -107,17 +116,19 @@ class DiarizePipeline(Pipeline):
     # -- stages of run ------------------------------------------------------------------------
 
     def _speech(self, ctx: JobContext, params: DiarizeParams, srt_cues: list[Cue] | None):
-        """Decode with VAD per block; the speech regions by the VAD options (inside the cues, if any)."""
-        audio, probs, hop = self._decode(ctx, VAD_MODELS[params.vad_type])
-        regions = speech_regions(probs, hop, VadOptions(params.vad_threshold, params.vad_min_speech_duration,
-                                                        params.vad_min_silence_duration))
+        """Decode with VAD per block: (input audio, denoised audio, the input's speech regions for
+        Whisper and the speaker windows, the denoised audio's for the turns), both by the VAD
+        options (inside the cues, if any)."""
+        audio, clean, probs, clean_probs, hop = self._decode(ctx, VAD_MODELS[params.vad_type])
+        opts = VadOptions(params.vad_threshold, params.vad_min_speech_duration, params.vad_min_silence_duration)
+        regions, turn_regions = speech_regions(probs, hop, opts), speech_regions(clean_probs, hop, opts)
         if srt_cues is not None:
             # The cues say where words are; VAD trims the silence their loose timing includes.
             duration = len(audio) / RATE
             cue_spans = _merge_spans([(max(0.0, c.start), min(duration, c.end)) for c in srt_cues])
-            regions = _intersect(cue_spans, regions)
+            regions, turn_regions = _intersect(cue_spans, regions), _intersect(cue_spans, turn_regions)
         ctx.hook("vad", regions, completed=1, total=1)
-        return audio, regions
+        return audio, clean, regions, turn_regions
 
     def _transcription(self, ctx: JobContext, audio: np.ndarray, regions: list[tuple[float, float]],
                        language: str | None, srt_cues: list[Cue] | None):
@@ -172,26 +183,31 @@ class DiarizePipeline(Pipeline):
             raise InvalidParams(f"language {language!r} is not supported by Whisper")
         return code
 
-    def _decode(self, ctx: JobContext, vad_model: str | None) -> tuple[np.ndarray, np.ndarray, float]:
+    def _decode(self, ctx: JobContext, vad_model: str):
+        """(input audio, denoised audio, VAD probabilities of each, VAD hop), audio memory-mapped."""
         total = probe(ctx.input_path).duration_s
-        raw = ctx.workdir / "audio16k.f32"
-        probs: list[np.ndarray] = []
+        probs: dict[str, list[np.ndarray]] = {"input": [], "clean": []}
         hop = 0.016
         done = 0
-        with open(raw, "wb") as sink:
+        tail = np.zeros(0, np.float32)
+        with open(ctx.workdir / "audio16k.f32", "wb") as sink, open(ctx.workdir / "clean16k.f32", "wb") as clean_sink:
             for block in iter_blocks(ctx.input_path, BLOCK_S * RATE, RATE):
                 mono = block.mean(axis=0).astype(np.float32)     # (frames,)
+                clean = denoise(self.models, mono, tail)
+                tail = mono[-int(DENOISE_CONTEXT_S * RATE):]
                 sink.write(mono.tobytes())
-                if vad_model is not None:
-                    out = self.models.infer(vad_model, {"audio": mono})
-                    probs.append(out["probs"])
+                clean_sink.write(clean.tobytes())
+                for key, x in (("input", mono), ("clean", clean)):
+                    out = self.models.infer(vad_model, {"audio": x})
+                    probs[key].append(out["probs"])
                     hop = float(out["hop_s"][0])
                 done += len(mono)
                 ctx.hook("decode", completed=round(done / RATE, 2), total=round(total, 2))
         if done == 0:
             raise InvalidAudio("the file holds no audio samples")
-        audio = np.memmap(raw, dtype=np.float32, mode="r")
-        return audio, (np.concatenate(probs) if probs else np.zeros(0, np.float32)), hop
+        audio = np.memmap(ctx.workdir / "audio16k.f32", dtype=np.float32, mode="r")
+        clean = np.memmap(ctx.workdir / "clean16k.f32", dtype=np.float32, mode="r")
+        return audio, clean, np.concatenate(probs["input"]), np.concatenate(probs["clean"]), hop
 
     def _language(self, audio: np.ndarray, regions: list[tuple[float, float]], forced: str | None) -> dict:
         if forced is not None:
@@ -231,7 +247,8 @@ class DiarizePipeline(Pipeline):
             ctx.hook("transcribe", completed=g + 1, total=len(groups))
         return segments, dropped
 
-    def _embed(self, ctx: JobContext, audio: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    def _embed(self, ctx: JobContext, audio: np.ndarray, clean: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """L2-normalised sum of the windows' embeddings in the input and in the denoised audio."""
         out = np.zeros((len(windows), 192), np.float32)
         i = 0
         while i < len(windows):
@@ -241,12 +258,13 @@ class DiarizePipeline(Pipeline):
                 j += 1
             j = max(j, i + 1)
             end = float(windows[i:j, 1].max())
-            piece = np.asarray(audio[int(start * RATE):int(np.ceil(end * RATE))])
-            emb = self.models.infer("speaker_embedding", {"audio": piece, "windows": windows[i:j] - start})
-            out[i:j] = emb["embeddings"]
+            for x in (audio, clean):
+                piece = np.asarray(x[int(start * RATE):int(np.ceil(end * RATE))])
+                out[i:j] += self.models.infer("speaker_embedding",
+                                              {"audio": piece, "windows": windows[i:j] - start})["embeddings"]
             ctx.hook("embed", completed=j, total=len(windows))
             i = j
-        return out
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
 
     def _label_srt(self, srt_cues: list[Cue], timeline: SpeakerTimeline):
         parts: list[tuple[Cue, int]] = []
@@ -313,6 +331,7 @@ class DiarizePipeline(Pipeline):
         json_path = ctx.workdir / "diarization.json"
         json_path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
         (ctx.workdir / "audio16k.f32").unlink(missing_ok=True)
+        (ctx.workdir / "clean16k.f32").unlink(missing_ok=True)
         ctx.hook("write", completed=1, total=1)
         meta = {"speakers": result["num_speakers"], "language": result["language"]}
         return [
@@ -331,6 +350,16 @@ def _timed(timings: dict[str, float], name: str, since: float | None = None) -> 
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+def denoise(models: Any, mono: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """DeepFilterNet3 (full strength, at 48 kHz) on ``mono`` (16 kHz), started ``len(context)``
+    samples early so the model is warm at the block's first sample; the same length as ``mono``."""
+    x = np.concatenate([context, mono]).astype(np.float32)
+    up = resample(x[None, :], RATE, DENOISE_RATE)[0]
+    out = np.asarray(models.infer("speech_enhancer", {"audio": up})["audio"], np.float32)
+    down = resample(out[None, :], DENOISE_RATE, RATE)[0][len(context):len(context) + len(mono)]
+    return np.pad(down, (0, len(mono) - len(down))).astype(np.float32)
+
 
 def _merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
     out: list[list[float]] = []

@@ -1,0 +1,137 @@
+"""Cached conversations for the diarize clustering experiments (calib or eval split).
+
+Each conversation is built once (``bench/diarize_corpus.py``), run through the pipeline's VAD
+and CAM++ windows, and saved to ``var/diarize-cache/<role>/<k>.npz`` with its reference turns,
+its audio and its DeepFilterNet3-denoised audio, and two sets of speech regions, windows and
+embeddings (of the input and of the denoised audio in the same windows): VAD on the input (what
+the baseline and Whisper use) and VAD on the denoised audio (what the pipeline's speaker turns
+use). A sweep then costs seconds, not a Whisper run per setting. The labels per window give the
+same turns as the pipeline (``bench.diarize_heldout.window_turns`` is the pipeline's rule), so
+the DER here is the pipeline's DER with the estimated count.
+
+    python -m bench.diarize_cache calib 20       # fill the cache (the calibration set)
+    python -m bench.diarize_cache eval 15        # the held-out conversations of bench.diarize_heldout
+    python -m bench.diarize_cache eval 15 score  # DER and counts: baseline, before, the pipeline
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.diarize_corpus import conversation
+from services.inference.diarization.clustering import speaker_windows
+from services.inference.diarization.vad import VadOptions, speech_regions
+
+ROOT = Path(__file__).resolve().parents[1] / "var" / "diarize-cache"
+SEEDS = {"calib": 7100, "eval": 20260}   # bench.diarize_calibrate.SEED, bench.diarize_heldout.SEED
+
+
+@dataclass
+class Item:
+    name: str
+    n_speakers: int
+    snr_db: float
+    music: bool
+    ref: list[tuple[float, float, str]]
+    regions: list[tuple[float, float]]
+    windows: np.ndarray
+    emb: np.ndarray            # (n, 192) CAM++ of the raw audio
+    emb_dfn: np.ndarray        # (n, 192) CAM++ of the DeepFilterNet3 output
+    audio: np.ndarray
+    denoised: np.ndarray
+    cregions: list[tuple[float, float]]   # the same, VAD on the denoised audio (the pipeline's turns)
+    cwindows: np.ndarray
+    cemb: np.ndarray
+    cemb_dfn: np.ndarray
+
+    def pipeline(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+        """As the pipeline works: turns over the denoised audio's speech, labelled by the windows
+        over the input's speech, whose embeddings are the sums of input and denoised CAM++."""
+        e = self.emb + self.emb_dfn
+        return self.cregions, self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+
+
+def _speech(models, audio: np.ndarray, embed_in: tuple[np.ndarray, ...]):
+    out = models.infer("vad_ten", {"audio": audio})
+    regions = speech_regions(out["probs"], float(out["hop_s"][0]), VadOptions())
+    windows = speaker_windows(regions)
+    embs = [models.infer("speaker_embedding", {"audio": x, "windows": windows})["embeddings"] for x in embed_in]
+    return np.array(regions, np.float64).reshape(-1, 2), windows, *embs
+
+
+def _build(role: str, k: int, seconds: float, path: Path) -> None:
+    from services.inference.pipelines.diarize import denoise
+    from tests.inference.conftest_diarize import client
+
+    s = conversation(role, 2 + k % 5, SEEDS[role] + k, seconds)
+    models = client()
+    den = denoise(models, s.audio, np.zeros(0, np.float32))
+    regions, windows, emb, emb_dfn = _speech(models, s.audio, (s.audio, den))
+    cregions, cwindows, cemb, cemb_dfn = _speech(models, den, (s.audio, den))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, name=s.name, n_speakers=len(s.speakers), snr_db=s.snr_db, music=s.music_db is not None,
+             ref_t=np.array([(p.start, p.end) for p in s.pieces], np.float64).reshape(-1, 2),
+             ref_s=np.array([p.speaker for p in s.pieces]), regions=regions, windows=windows, emb=emb,
+             emb_dfn=emb_dfn, audio=s.audio, denoised=den, cregions=cregions, cwindows=cwindows, cemb=cemb,
+             cemb_dfn=cemb_dfn)
+
+
+def load_set(role: str, n: int) -> list[Item]:
+    """The first ``n`` conversations of the split (built and cached on first use), with the same
+    seeds and lengths as bench.diarize_calibrate (calib) and bench.diarize_heldout (eval)."""
+    rng = np.random.default_rng(SEEDS[role])
+    items = []
+    for k in range(n):
+        seconds = float(rng.uniform(30, 90))
+        path = ROOT / role / f"{k:03d}.npz"
+        if not path.exists():
+            _build(role, k, seconds, path)
+            print(f"  cached {role} {k}", flush=True)
+        z = np.load(path)
+        items.append(Item(str(z["name"]), int(z["n_speakers"]), float(z["snr_db"]), bool(z["music"]),
+                          [(float(a), float(b), str(c)) for (a, b), c in zip(z["ref_t"], z["ref_s"], strict=True)],
+                          [(float(a), float(b)) for a, b in z["regions"]], z["windows"], z["emb"], z["emb_dfn"],
+                          z["audio"], z["denoised"], [(float(a), float(b)) for a, b in z["cregions"]],
+                          z["cwindows"], z["cemb"], z["cemb_dfn"]))
+    return items
+
+
+def report(items: list[Item]) -> None:
+    """Pooled DER and exact counts per group: the fixed-cut baseline, the pipeline before issue
+    16's denoised front end (input VAD and CAM++), and the pipeline now."""
+    from bench.diarize_heldout import baseline_labels, window_turns
+    from services.inference.diarization.clustering import cluster
+    from tools.metrics import der
+
+    rows = []
+    for it in items:
+        runs = {"baseline": (it.regions, it.windows, baseline_labels(it.emb)),
+                "before": (it.regions, it.windows, cluster(it.emb))}
+        regions, windows, emb = it.pipeline()
+        runs["Timbr"] = (regions, windows, cluster(emb) if len(emb) else np.zeros(0, np.int64))
+        rows.append((it, {k: (der(it.ref, window_turns(r, w, lab)), len(set(lab.tolist())))
+                          for k, (r, w, lab) in runs.items()}))
+    groups = {"all": lambda it: True, "SNR < 10 dB": lambda it: it.snr_db < 10,
+              "SNR >= 10 dB": lambda it: it.snr_db >= 10, "with music": lambda it: it.music,
+              "2-3 speakers": lambda it: it.n_speakers <= 3, "4-6 speakers": lambda it: it.n_speakers >= 4}
+    for name, sel in groups.items():
+        sub = [r for r in rows if sel(r[0])]
+        tot = sum(r[1]["Timbr"][0]["scored_s"] for r in sub)
+        cells = []
+        for k in ("Timbr", "before", "baseline"):
+            d = {m: sum(r[1][k][0][m] * r[1][k][0]["scored_s"] for r in sub) / tot
+                 for m in ("der", "miss", "false_alarm", "confusion")}
+            exact = sum(r[1][k][1] == r[0].n_speakers for r in sub)
+            cells.append(f"{k} DER {d['der']:6.2%} (miss {d['miss']:5.2%} fa {d['false_alarm']:5.2%} "
+                         f"conf {d['confusion']:5.2%}) count {exact}/{len(sub)}")
+        print(f"{name} ({len(sub)}, {tot:.0f} s): " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    data = load_set(sys.argv[1], int(sys.argv[2]))
+    if sys.argv[3:] == ["score"]:
+        report(data)
