@@ -57,7 +57,9 @@ def server_env() -> dict[str, str]:
     return {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(p for p in libs if p),
             "TIMBR_TRITON_PYTHONPATH": os.pathsep.join([str(REPO), str(ENV_SITE)]),
             "TIMBR_MODELS_DIR": os.environ.get("TIMBR_MODELS_DIR", str(REPO / "var" / "models")),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            # CTranslate2's int8 Whisper gives other probabilities (and at times other words) under
+            # another OpenMP thread count: the models' own thread setting, as in-process.
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", os.environ.get("TIMBR_CPU_THREADS", "2"))}
 
 
 class TritonServer(ServerProcess):
