@@ -135,8 +135,9 @@ def test_kill9_of_the_broker_every_job_ends_and_new_jobs_run(fault_stack):
     # was still joining its group) swept; never stuck.
     for job in jobs.values():
         assert job["status"] == "completed" or job["error"]["code"] == "timeout", job
-    # A job created now is published by a rebuilt producer and run: the platform recovered.
+    # A job created now is published by a rebuilt producer and run: the platform recovered (the
+    # worker may still be rejoining its group on the restarted broker: the same margin).
     fresh = _start_jobs(api, headers, 1)
-    jobs.update(wait_terminal(api, headers, fresh, ENDS_WITHIN_S))
+    jobs.update(wait_terminal(api, headers, fresh, ENDS_AFTER_BROKER_LOSS_S))
     assert jobs[fresh[0]]["status"] == "completed"
     assert_ledger_balances(billing, acc, GRANT, jobs)
