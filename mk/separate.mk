@@ -2,7 +2,8 @@
 # cinematic separation ships offline). Its ONNX weights are committed, so `make install` needs
 # nothing here; `make train-separation` regenerates the data and retrains from the fixed seed
 # (on 2 shared CPU cores: ~6 min of data, 26 min of training, 1 min of DeepFilterNet residuals,
-# 11 min of fine-tuning on them, 2 min of evaluation against the DSP baseline).
+# 11 min of fine-tuning on them, 2 min of evaluation against the DSP baseline), then stage 3,
+# `train-separation-recorded` (~5 min of data, 44 min of fine-tuning), whose output ships.
 .PHONY: train-separation separation-data
 
 SEPARATION_DIR := var/separation
@@ -20,12 +21,14 @@ train-separation: $(SEPARATION_DIR)/pools.npz
 	$(PY) -m training.separation.train --pools $< --init $(SEPARATION_DIR)/music_effect.pt \
 	  --residuals $(SEPARATION_DIR)/residuals.npz --steps 1400 --stop-step 1200 --max-lr 7e-4 --seed 20260102
 	$(PY) -m training.separation.evaluate --pools $<
+	rm -rf $(SEPARATION_REC) && $(MAKE) train-separation-recorded
+	cp $(SEPARATION_REC)/music_effect.onnx services/inference/models/weights/music_effect.onnx
 
-# Fine-tuning on recorded music and effects of the calibration packages (bench/heldout, role
-# calib) plus the generated material, from the shipped weights, resumable (checkpoint every 100
-# steps, a state dict every 100 steps to score on the held-out set with
-# `python -m bench.separate_heldout --weights ...`). It did not produce shipped weights: on the
-# shared machine it got under 5 % of a core and was stopped before step 100 (docs/separate.md).
+# Stage 3: fine-tuning on recorded music and effects of the calibration packages (bench/heldout,
+# role calib) plus the generated material, from the weights at the shipped path (stage 2 when
+# `train-separation` calls it), resumable (checkpoint every 100 steps, a state dict every 100
+# steps to choose from on the calibration set: `python -m bench.separate_heldout --role calib`).
+# Its last step is what ships (model card).
 .PHONY: train-separation-recorded
 SEPARATION_REC := $(SEPARATION_DIR)/recorded
 train-separation-recorded: heldout-data | venv apt apt-train
