@@ -96,3 +96,20 @@ def make_consumer(bootstrap: str, group: str, *topics: str, client_id: str = "ti
         max_poll_records=1,
         max_poll_interval_ms=max_poll_interval_ms,
     )
+
+
+def rewind_lost_commits(consumer: KafkaConsumer, call_ms: int = 5000) -> list[int]:
+    """Call while idle: a partition read past offset 0 whose committed offset the group no longer
+    knows lost its log (a broker that restarted empty, as the development memory broker does);
+    read it again from the beginning. Callers commit every record before the next poll, so while
+    idle a position past 0 always has a commit unless the broker lost it; and callers handle a
+    record twice safely (events apply idempotently, workers skip ended jobs). The position alone
+    does not tell: new records can bring the end back up to the old position and be skipped.
+    Returns the partitions rewound."""
+    rewound = []
+    for tp in list(consumer.assignment()):
+        position = consumer.position(tp, timeout_ms=call_ms)
+        if position and consumer.committed(tp, timeout_ms=call_ms) is None:
+            consumer.seek_to_beginning(tp)
+            rewound.append(tp.partition)
+    return rewound

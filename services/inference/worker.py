@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from services.common.kafka import make_consumer
+from services.common.kafka import make_consumer, rewind_lost_commits
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_REQUESTED
@@ -56,16 +56,31 @@ class Worker:
         log.info("worker.started", group=self.group, job_types=self.runner.job_types,
                  pipelines=sorted(self.runner.pipelines))
         self.consuming.set()
+        checked_at = time.monotonic()
         try:
             while not self._stop.is_set():
-                for tp, records in consumer.poll(timeout_ms=500, max_records=1).items():
+                batch = consumer.poll(timeout_ms=500, max_records=1)
+                for tp, records in batch.items():
                     for record in records:
                         self._deliver(consumer, executor, tp, record)
+                if not batch and time.monotonic() - checked_at >= 5.0:
+                    checked_at = time.monotonic()
+                    self._rewind_lost_commits(consumer)
         finally:
             self.consuming.clear()
             executor.shutdown(wait=True)
             consumer.close()
             self.runner.publisher.close()
+
+    @staticmethod
+    def _rewind_lost_commits(consumer) -> None:
+        """Requests of partitions whose commits the broker lost are read again from the start
+        (a job that ended is skipped by the runner), or new requests there would be skipped."""
+        try:
+            for partition in rewind_lost_commits(consumer):
+                log.warning("worker.commit_lost", partition=partition)
+        except KafkaError as exc:
+            log.warning("worker.rewind_check_failed", error=repr(exc))
 
     def _deliver(self, consumer, executor: ThreadPoolExecutor, tp, record) -> None:
         """Hand one request to the runner until it is done, then commit it."""

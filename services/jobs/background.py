@@ -31,7 +31,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select
 
-from services.common.kafka import ensure_topics, make_consumer, make_producer
+from services.common.kafka import ensure_topics, make_consumer, make_producer, rewind_lost_commits
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_REPORTS
@@ -168,20 +168,13 @@ class EventConsumer(Loop):
         return bool(batch)
 
     def _rewind_past_end(self, consumer, every_s: float = 5.0) -> None:
-        """While idle, every few seconds: a partition read past offset 0 whose committed offset the
-        group no longer knows lost its log (a broker that restarted empty); read it again from the
-        beginning (re-applying events changes nothing). Every applied event is committed before
-        the next poll, so while idle a position past 0 always has a commit, unless the broker
-        lost it. The position alone does not tell: after the restart, new events can bring the
-        end back up to the old position (or past it) and would then be skipped."""
+        """While idle, every few seconds: partitions whose commits the broker lost are read again
+        from the start (``rewind_lost_commits``; re-applying events changes nothing)."""
         if time.monotonic() - self._checked_at < every_s or not consumer.assignment():
             return
         self._checked_at = time.monotonic()
-        for tp in list(consumer.assignment()):
-            position = consumer.position(tp, timeout_ms=KAFKA_CALL_MS)
-            if position and consumer.committed(tp, timeout_ms=KAFKA_CALL_MS) is None:
-                log.warning("events.commit_lost", partition=tp.partition, position=position)
-                consumer.seek_to_beginning(tp)
+        for partition in rewind_lost_commits(consumer, KAFKA_CALL_MS):
+            log.warning("events.commit_lost", partition=partition)
 
     def _drop_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None
