@@ -2,7 +2,7 @@
 
 Guarantee: at-least-once. Auto-commit is off; a request's offset is committed only after
 ``JobRunner.handle`` returned, that is after the job's end event (completed or failed) was
-acknowledged by the broker. A worker that dies mid-job leaves the offset uncommitted, the
+acknowledged by the broker (the report on ``audio.jobs.reports``). A worker that dies mid-job leaves the offset uncommitted, the
 group rebalances, and another worker runs the job again. That is safe because results are
 written under deterministic keys, the runner skips jobs the jobs service says have ended, and
 the jobs service applies events idempotently (Billing charges a job at most once).
@@ -13,6 +13,10 @@ member stays in its group (heartbeats, rebalances) however long the job takes.
 When the jobs service or the broker is away (``DependencyUnavailable``), the worker does not
 exit: it rewinds to the request, waits (backoff doubling up to a cap) and hands it off again;
 the runner's ``Publisher`` has already dropped a failed producer, so the retry builds a new one.
+A broker that lost its log and its group's commits (the development memory broker after a
+restart) is noticed while idle: such partitions are read again from the start
+(``rewind_lost_commits``), so new requests there are not skipped; ended jobs among the old ones
+are skipped by the runner.
 """
 
 from __future__ import annotations
