@@ -25,6 +25,14 @@ from services.common.logging import get_logger
 log = get_logger(__name__)
 
 
+def delete_sent(sessions, model, older_than_s: float) -> int:
+    """Delete the outbox rows of ``model`` sent more than ``older_than_s`` ago (the table would
+    grow without end); rows not yet sent are kept. Returns how many."""
+    with sessions.begin() as s:
+        cutoff = utcnow() - dt.timedelta(seconds=older_than_s)
+        return s.execute(delete(model).where(model.sent_at < cutoff)).rowcount or 0
+
+
 class OutboxPublisher(threading.Thread):
     def __init__(self, sessions, model, bootstrap: str, pending: Gauge, interval_s: float = 0.2,
                  batch: int = 100, keep_s: float = 6 * 3600.0, prune_every_s: float = 60.0) -> None:
@@ -72,11 +80,7 @@ class OutboxPublisher(threading.Thread):
             log.info("outbox.pruned", table=self._model.__tablename__, rows=removed)
 
     def prune(self) -> int:
-        """Delete the rows sent more than ``keep_s`` ago; rows not yet sent are kept. Returns how many."""
-        m = self._model
-        with self._sessions.begin() as s:
-            cutoff = utcnow() - dt.timedelta(seconds=self._keep_s)
-            return s.execute(delete(m).where(m.sent_at < cutoff)).rowcount or 0
+        return delete_sent(self._sessions, self._model, self._keep_s)
 
     def step(self) -> bool:
         """Send one batch; True when it was full and sent whole (more may wait)."""

@@ -25,12 +25,13 @@ import math
 import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.kafka import headers, job_event_type
 from services.common.logging import get_logger
+from services.common.outbox import delete_sent
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_EVENTS, TOPIC_REQUESTED
 from services.common.storage import Storage
@@ -414,12 +415,8 @@ class JobsService:
         return len(swept)
 
     def prune_outbox(self, older_than_s: float) -> int:
-        """Delete outbox rows sent more than ``older_than_s`` ago (relayed progress would grow
-        the table without end); rows not yet sent are kept. Returns how many."""
-        with self._sessions.begin() as s:
-            cutoff = utcnow() - dt.timedelta(seconds=older_than_s)
-            result = s.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < cutoff))
-            return result.rowcount or 0
+        """Delete outbox rows sent more than ``older_than_s`` ago (relayed progress fills it)."""
+        return delete_sent(self._sessions, OutboxMessage, older_than_s)
 
     # credits -------------------------------------------------------------------------------------
 
