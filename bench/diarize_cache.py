@@ -1,7 +1,7 @@
 """Cached conversations for the diarize clustering experiments (calib or eval split).
 
 Each conversation is built once (``bench/diarize_corpus.py``), run through the pipeline's VAD
-and CAM++ windows, and saved to ``var/diarize-cache/<role>/<k>.npz`` with its reference turns,
+and CAM++ windows, and saved to ``var/diarize-cache/<calib-v2|eval>/<k>.npz`` with its reference turns,
 its audio and its DeepFilterNet3-denoised audio, and two sets of speech regions, windows and
 embeddings (of the input and of the denoised audio in the same windows): VAD on the input (what
 the baseline and Whisper use) and VAD on the denoised audio (what the pipeline's speaker turns
@@ -28,6 +28,9 @@ from services.inference.diarization.vad import VadOptions, speech_regions
 
 ROOT = Path(__file__).resolve().parents[1] / "var" / "diarize-cache"
 SEEDS = {"calib": 7100, "eval": 20260}   # bench.diarize_calibrate.SEED, bench.diarize_heldout.SEED
+# calib-v2: the calib corpus with festival voices and telephone band (2026-12-03); a cache of the
+# older corpus (espeak-ng seats) must not be read as this one
+DIRS = {"calib": "calib-v2", "eval": "eval"}
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Item:
     cwindows: np.ndarray
     cemb: np.ndarray
     cemb_dfn: np.ndarray
+    telephone: bool = False    # calib: speech band-limited to 8 kHz (bench/diarize_corpus.py)
 
     def pipeline(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
         """As the pipeline works: turns over the denoised audio's speech, labelled by the windows
@@ -77,7 +81,7 @@ def _build(role: str, k: int, seconds: float, path: Path) -> None:
              ref_t=np.array([(p.start, p.end) for p in s.pieces], np.float64).reshape(-1, 2),
              ref_s=np.array([p.speaker for p in s.pieces]), regions=regions, windows=windows, emb=emb,
              emb_dfn=emb_dfn, audio=s.audio, denoised=den, cregions=cregions, cwindows=cwindows, cemb=cemb,
-             cemb_dfn=cemb_dfn)
+             cemb_dfn=cemb_dfn, telephone=bool(s.meta.get("telephone")))
 
 
 def load_set(role: str, n: int) -> list[Item]:
@@ -87,7 +91,7 @@ def load_set(role: str, n: int) -> list[Item]:
     items = []
     for k in range(n):
         seconds = float(rng.uniform(30, 90))
-        path = ROOT / role / f"{k:03d}.npz"
+        path = ROOT / DIRS[role] / f"{k:03d}.npz"
         if not path.exists():
             _build(role, k, seconds, path)
             print(f"  cached {role} {k}", flush=True)
@@ -96,7 +100,8 @@ def load_set(role: str, n: int) -> list[Item]:
                           [(float(a), float(b), str(c)) for (a, b), c in zip(z["ref_t"], z["ref_s"], strict=True)],
                           [(float(a), float(b)) for a, b in z["regions"]], z["windows"], z["emb"], z["emb_dfn"],
                           z["audio"], z["denoised"], [(float(a), float(b)) for a, b in z["cregions"]],
-                          z["cwindows"], z["cemb"], z["cemb_dfn"]))
+                          z["cwindows"], z["cemb"], z["cemb_dfn"],
+                          bool(z["telephone"]) if "telephone" in z.files else False))
     return items
 
 

@@ -8,8 +8,13 @@ the speech. ``monologue(...)`` does the same with one transcribed voice and long
 prompts), for the word error rate: every voice of the eval split with transcripts is in its own
 language, so only a one-voice recording has a whole reference text.
 
-The calib split has one recorded voice (Allison, whose en and es packages are one speaker);
-the six espeak-ng voices of the synthetic bench fill the other seats. Nothing here is written to the repository: audio lives in memory.
+The calib split's voices: Allison (one recorded speaker, en and es) and 13 festival voices, each
+built from one real speaker's recordings (``sources.SYNTH_VOICES``: en, ca, cs, fi, it, hi; 5
+female, 8 male, one a child); half of the calib conversations are band-limited to the telephone
+band (8 kHz) like the eval prompts. Until 2026-12-03 the six espeak-ng voices of the synthetic
+bench filled the calib seats beside Allison: constants tuned on such distinct formant voices
+undercounted the real eval voices. Nothing here is written to the repository: audio lives in
+memory (the festival prompts are synthesized once into var/heldout/festival/).
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.signal import resample_poly
 
 from bench.heldout import sources as ho
 from services.common.audio import InvalidAudio
-from tests.inference.audiogen import SENTENCES, VOICES, speak
 
 RATE = 16000
 SPEECH_RMS_DB = -23.0
@@ -71,27 +76,26 @@ def _level(audio: np.ndarray, db: float) -> np.ndarray:
     return (audio * 10 ** (db / 20) / rms).astype(np.float32)
 
 
+def telephone(audio: np.ndarray) -> np.ndarray:
+    """Band-limited to 4 kHz, as an 8 kHz telephone recording is (16 kHz -> 8 kHz -> 16 kHz)."""
+    return resample_poly(resample_poly(audio, 1, 2), 2, 1)[: len(audio)].astype(np.float32)
+
+
 class _Voices:
-    """Utterance pools per speaker for one split; espeak-ng seats for calib."""
+    """Utterance pools per speaker for one split; the festival voices too for calib."""
 
     def __init__(self, role: str, transcribed_only: bool = False) -> None:
         self.role = role
         self.pools: dict[str, list] = {}
-        for u in ho.voices(role):
+        for u in ho.voices(role) + ([] if transcribed_only else ho.synth_voices(role)):
             if u.text or not transcribed_only:
                 self.pools.setdefault(u.speaker, []).append(u)
-        if role == "calib" and not transcribed_only:
-            for v in VOICES:
-                self.pools[f"espeak-ng:{v.name}"] = [v]
 
     def names(self) -> list[str]:
         return sorted(self.pools)
 
     def utterance(self, speaker: str, rng: random.Random) -> tuple[np.ndarray, str | None]:
         item = rng.choice(self.pools[speaker])
-        if speaker.startswith("espeak-ng:"):
-            text = rng.choice(SENTENCES)
-            return speak(text, item), text
         try:
             return trim(ho.load(item.path, RATE)), item.text
         except InvalidAudio:  # a few packaged prompts do not decode (asterisk-prompt-es-co vm-first.gsm)
@@ -178,10 +182,14 @@ def conversation(role: str, n_speakers: int, seed: int, seconds: float) -> Sampl
         spoken[spk] = spoken.get(spk, 0.0) + said
         total += said + 0.7
     speech, pieces = _assemble(turns, who, rng, overlap_p=1 / 7)
+    # calib only, from its own generator so that the eval conversations stay as they were
+    phone = role == "calib" and random.Random(seed + 1).random() < 0.5
+    if phone:
+        speech = telephone(speech)
     snr = rng.uniform(0, 20)
     music = rng.uniform(-20, -6) if rng.random() < 0.5 else None
     audio = _mix(speech, pieces, role, rng, snr, music)
-    return Sample(f"{role}-{n_speakers}spk-s{seed}", audio, pieces, speakers, snr, music)
+    return Sample(f"{role}-{n_speakers}spk-s{seed}", audio, pieces, speakers, snr, music, {"telephone": phone})
 
 
 def monologue(role: str, seed: int, seconds: float) -> Sample:

@@ -5,7 +5,16 @@ may train or calibrate one. A voice, a recording or a package that tuned a const
 never scores it. The audio is fetched on demand with ``apt-get download`` + ``dpkg -x`` (no root,
 nothing installed system-wide, nothing committed) into ``var/heldout/``.
 
+    eval voices     asterisk prompts: June fr, IVR ru, Carlo it (core-sounds-fr/-ru/-it), Menardi it,
+                    Armelle fr, the Colombian es voice (asterisk-prompt-*)
+    calib voices    Allison en + es (asterisk-core-sounds-en/-es); festival voices (festvox-*, built
+                    from one real speaker's recordings each, ``SYNTH_VOICES``), installed by apt
+                    (training/apt-packages.txt) and synthesized once into ``var/heldout/festival/``
+    eval clips      wesnoth music, sounds and ambience; colobot sounds
+    calib clips     supertuxkart, extremetuxracer, sound-theme-freedesktop
+
     voices(role)        utterances with speaker, language and (where the package has it) transcript
+    synth_voices(role)  festival utterances (calib only), with their text
     clips(kind, role)   music, effect or ambience recordings
     load(path, rate)    mono float32 at ``rate``
 """
@@ -13,7 +22,9 @@ nothing installed system-wide, nothing committed) into ``var/heldout/``.
 from __future__ import annotations
 
 import gzip
+import random
 import subprocess
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -87,6 +98,40 @@ VOICES = (
                 "asterisk-core-sounds-es"),
 )
 
+
+
+@dataclass(frozen=True)
+class SynthVoice:
+    """A festival voice (diphones or HTS models from one real speaker), installed by apt."""
+
+    name: str
+    role: str
+    package: str
+    voice: str        # festival's (voice_NAME)
+    lang: str
+    gender: str
+    encoding: str     # the text encoding the voice's lexicon reads
+
+
+# Calibration only: far more natural than espeak-ng formants, and from packages no eval voice uses.
+# The three nsk voices (hi, mr, te) are one speaker: only hi is taken.
+SYNTH_VOICES = (
+    SynthVoice("kal-en", "calib", "festvox-kallpc16k", "kal_diphone", "en", "m", "latin-1"),
+    SynthVoice("ked-en", "calib", "festvox-kdlpc16k", "ked_diphone", "en", "m", "latin-1"),
+    SynthVoice("slt-en", "calib", "festvox-us-slt-hts", "cmu_us_slt_arctic_hts", "en", "f", "latin-1"),
+    SynthVoice("ona-ca", "calib", "festvox-ca-ona-hts", "upc_ca_ona_hts", "ca", "f", "latin-1"),
+    SynthVoice("dita-cs", "calib", "festvox-czech-dita", "czech_dita", "cs", "f", "iso-8859-2"),
+    SynthVoice("krb-cs", "calib", "festvox-czech-krb", "czech_krb", "cs", "m", "iso-8859-2"),  # a child
+    SynthVoice("machac-cs", "calib", "festvox-czech-machac", "czech_machac", "cs", "m", "iso-8859-2"),
+    SynthVoice("ph-cs", "calib", "festvox-czech-ph", "czech_ph", "cs", "m", "iso-8859-2"),
+    SynthVoice("lj-fi", "calib", "festvox-suopuhe-lj", "suo_fi_lj_diphone", "fi", "f", "latin-1"),
+    SynthVoice("mv-fi", "calib", "festvox-suopuhe-mv", "hy_fi_mv_diphone", "fi", "m", "latin-1"),
+    SynthVoice("lp-it", "calib", "festvox-italp16k", "lp_diphone", "it", "f", "latin-1"),
+    SynthVoice("pc-it", "calib", "festvox-itapc16k", "pc_diphone", "it", "m", "latin-1"),
+    SynthVoice("nsk-hi", "calib", "festvox-hi-nsk", "hindi_NSK_diphone", "hi", "m", "utf-8"),
+)
+ENGLISH_PROMPTS = 24   # English festival voices read this many of Allison's calib transcripts each
+
 _STK = "usr/share/games/supertuxkart/data"
 _WESNOTH = "usr/share/games/wesnoth/1.16/data/core"
 _STK_LOOPS = ("rain", "river_loop", "waterfall_loop_2", "lenautile_restaurant", "exotic-birds",
@@ -158,6 +203,36 @@ def voices(role: str) -> list[Utterance]:
             if key.startswith("silence/"):
                 continue
             out.append(Utterance(v.name, v.speaker, v.lang, v.gender, path, texts.get(key)))
+    return out
+
+
+def _english_texts(voice: str) -> list[str]:
+    texts = sorted({t for t in _transcripts("asterisk-core-sounds-en").values() if 30 <= len(t) <= 110})
+    return random.Random(zlib.crc32(voice.encode())).sample(texts, ENGLISH_PROMPTS)
+
+
+def synth_voices(role: str) -> list[Utterance]:
+    """Every utterance of the festival voices with this role (none in eval): each voice reads its
+    language's sentences (``festival_text``; English voices, Allison's calib transcripts),
+    synthesized once with ``text2wave`` into ``var/heldout/festival/<voice>/``."""
+    from bench.heldout.festival_text import SENTENCES
+
+    _check_role(role)
+    out = []
+    for v in SYNTH_VOICES:
+        if v.role != role:
+            continue
+        texts = _english_texts(v.voice) if v.lang == "en" else SENTENCES[v.lang]
+        folder = ROOT / "festival" / v.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, text in enumerate(texts):
+            path = folder / f"{k:02d}.wav"
+            if not path.exists():
+                tmp = path.with_suffix(".tmp.wav")
+                subprocess.run(["text2wave", "-eval", f"(voice_{v.voice})", "-o", str(tmp)], check=True,
+                               input=text.encode(v.encoding, errors="ignore"), capture_output=True)
+                tmp.rename(path)
+            out.append(Utterance(v.name, v.name, v.lang, v.gender, path, text))
     return out
 
 
