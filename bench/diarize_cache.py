@@ -123,6 +123,8 @@ def report(items: list[Item]) -> None:
     groups = {"all": lambda it: True, "SNR < 10 dB": lambda it: it.snr_db < 10,
               "SNR >= 10 dB": lambda it: it.snr_db >= 10, "with music": lambda it: it.music,
               "2-3 speakers": lambda it: it.n_speakers <= 3, "4-6 speakers": lambda it: it.n_speakers >= 4}
+    if any(it.telephone for it in items):
+        groups["telephone band"] = lambda it: it.telephone
     for name, sel in groups.items():
         sub = [r for r in rows if sel(r[0])]
         tot = sum(r[1]["Timbr"][0]["scored_s"] for r in sub)
@@ -134,6 +136,7 @@ def report(items: list[Item]) -> None:
             cells.append(f"{k} DER {d['der']:6.2%} (miss {d['miss']:5.2%} fa {d['false_alarm']:5.2%} "
                          f"conf {d['confusion']:5.2%}) count {exact}/{len(sub)}")
         print(f"{name} ({len(sub)}, {tot:.0f} s): " + " | ".join(cells))
+    print("counts (true -> Timbr): " + ", ".join(f"{r[0].n_speakers}->{r[1]['Timbr'][1]}" for r in rows))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
 """Calibrate the diarize clustering constants on the CALIB split only.
 
 Builds conversations like the held-out ones (``bench/diarize_corpus.py``) from the calib split
-(Allison's recordings, espeak-ng voices, calib ambience and music), embeds them once and caches
-them in ``var/diarize-cache/calib`` (``bench/diarize_cache.py``), then sweeps:
+(Allison's recordings and 13 festival voices, half of the conversations in the telephone band;
+calib ambience and music), embeds them once and caches them in ``var/diarize-cache/calib-v2``
+(``bench/diarize_cache.py``), then sweeps:
 - the baseline's single agglomerative cut (``BASELINE_THRESHOLD`` in bench/diarize_heldout.py),
   on the input's VAD regions and CAM++ embeddings;
 - what the pipeline clusters: VAD on the input or on the DeepFilterNet3-denoised audio, CAM++
   of the input, of the denoised audio or their sum, turns cut from either VAD;
-- the pipeline's neighbour count (``MIN_KEEP``) in services/inference/diarization/clustering.py.
+- the pipeline's neighbour graph in services/inference/diarization/clustering.py: its neighbour
+  count (``MIN_KEEP``) and whether a link weighs 1 or its cosine (``WEIGHTED``), with the
+  windows on the input's VAD or on the denoised audio's.
 It prints DER (no collar, overlap counted; speaker labels per window, so Whisper plays no part)
-and the share of exact counts for each setting.
+and the share of exact counts (with the under- and over-counts) for each setting.
 
-    python -m bench.diarize_calibrate            # 20 conversations (CALIB_CONVS=n for more)
+    python -m bench.diarize_calibrate            # 40 conversations (CALIB_CONVS=n for another n)
 """
 
 from __future__ import annotations
@@ -46,33 +49,42 @@ FEATURES: dict[str, Features] = {
 
 
 def score(data: list[Item], labeler, features: Features = FEATURES["input VAD, input CAM++ (before)"]
-          ) -> tuple[float, float]:
-    """(pooled DER, share of exact counts)."""
+          ) -> tuple[float, float, int, int]:
+    """(pooled DER, share of exact counts, undercounts, overcounts)."""
     errs = tot = 0.0
-    exact = 0
+    exact = under = over = 0
     for it in data:
         regions, windows, emb = features(it)
         labels = labeler(emb) if len(emb) else np.zeros(0, np.int64)
         d = der(it.ref, window_turns(regions, windows, labels))
         errs += d["der"] * d["scored_s"]
         tot += d["scored_s"]
-        exact += len(set(labels.tolist())) == it.n_speakers
-    return errs / tot, exact / len(data)
+        found = len(set(labels.tolist()))
+        exact += found == it.n_speakers
+        under += found < it.n_speakers
+        over += found > it.n_speakers
+    return errs / tot, exact / len(data), under, over
+
+
+def _line(name: str, result: tuple[float, float, int, int]) -> str:
+    d, c, under, over = result
+    return f"{name:58s}: DER {d:6.2%} count exact {c:5.1%} (under {under}, over {over})"
 
 
 def main() -> None:
-    data = load_set("calib", int(os.environ.get("CALIB_CONVS", "20")))
+    data = load_set("calib", int(os.environ.get("CALIB_CONVS", "40")))
     print(f"calib: {len(data)} conversations, {sum(len(x.audio) for x in data) / 16000:.0f} s")
     for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
-        d, c = score(data, lambda e, t=t: baseline_labels(e, t))
-        print(f"baseline cut {t:.2f}: DER {d:6.2%} count exact {c:5.1%}", flush=True)
+        print(_line(f"baseline cut {t:.2f}", score(data, lambda e, t=t: baseline_labels(e, t))), flush=True)
     for name, features in FEATURES.items():
-        d, c = score(data, clustering.cluster, features)
-        print(f"spectral, {name:48s}: DER {d:6.2%} count exact {c:5.1%}", flush=True)
-    for keep in (5, 6, 7, 8, 10):
-        with mock.patch.object(clustering, "MIN_KEEP", keep):
-            d, c = score(data, clustering.cluster, Item.pipeline)
-        print(f"pipeline MIN_KEEP {keep:2d}: DER {d:6.2%} count exact {c:5.1%}", flush=True)
+        print(_line(f"spectral, {name}", score(data, clustering.cluster, features)), flush=True)
+    for name in ("input VAD, sum, turns on denoised VAD (pipeline)", "denoised VAD, sum"):
+        for weighted in (False, True):
+            for keep in (5, 6, 7, 8, 10, 12, 15):
+                with mock.patch.object(clustering, "MIN_KEEP", keep), \
+                        mock.patch.object(clustering, "WEIGHTED", weighted):
+                    result = score(data, clustering.cluster, FEATURES[name])
+                print(_line(f"{name[:22]}, WEIGHTED {weighted!s:5} MIN_KEEP {keep:2d}", result), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 
 WINDOW, HOP, MIN_WINDOW = 1.5, 0.75, 0.4
 MIN_KEEP = 7             # each window links to its 7 most similar windows (calibrated) ...
+WEIGHTED = False         # ... each link weighing 1 (False) or its cosine (True) (calibrated)
 KEEP_SHARE = 0.02        # ... or 2 % of them on long inputs (3D-Speaker's share; not calibrated)
 MIN_WINDOWS = 3          # at most one speaker per 3 windows (a speaker needs ~3 s of speech)
 MAX_SPEAKERS = 20        # the API's ceiling
@@ -47,14 +48,16 @@ def _centroids(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return ids, cents / (np.linalg.norm(cents, axis=1, keepdims=True) + 1e-8)
 
 
-def _pruned_laplacian(sim: np.ndarray, keep: int) -> np.ndarray:
-    """Laplacian of the graph that links each window to its ``keep`` most similar others."""
+def _pruned_laplacian(sim: np.ndarray, keep: int, weighted: bool | None = None) -> np.ndarray:
+    """Laplacian of the graph that links each window to its ``keep`` most similar others; with
+    ``WEIGHTED`` each link weighs its cosine (clipped at 0), otherwise 1."""
     n = len(sim)
-    sim = sim.copy()
-    np.fill_diagonal(sim, -np.inf)
-    top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep]
+    pruned = sim.copy()
+    np.fill_diagonal(pruned, -np.inf)
+    top = np.argpartition(-pruned, keep - 1, axis=1)[:, :keep]
+    rows, cols = np.repeat(np.arange(n), keep), top.ravel()
     aff = np.zeros((n, n))
-    aff[np.repeat(np.arange(n), keep), top.ravel()] = 1.0
+    aff[rows, cols] = np.clip(sim[rows, cols], 0.0, None) if (WEIGHTED if weighted is None else weighted) else 1.0
     aff = (aff + aff.T) / 2
     return np.diag(aff.sum(1)) - aff
 
