@@ -21,6 +21,13 @@ window starts where the last decoded word ended (when the decoder stops early, i
 rather than dropping the rest of the window) and is conditioned on the text before it. Only
 the audio inside the clips is decoded. (Batched decoding of independent clips was faster but
 lost every word after an early stop: 35 of 81 words of one 30 s turn.)
+
+Decoding is beam search only (``temperature=0``), never Whisper's sampled fallback: CTranslate2
+samples from a random state per worker thread that cannot be reseeded per call, so with the
+fallback the same file could get other words from one job to the next (on 10 s of synthetic
+music: "J wrong", "y y y", "1-4-4-4-2"...). What the fallback would retry (a repetitive or
+unsure decode) the pipelines' hallucination guard drops. On the held-out one-voice recordings the
+fallback never fired: the same WER with and without it (docs/diarize.md).
 """
 
 from __future__ import annotations
@@ -104,6 +111,7 @@ class Whisper(Model):
             word_timestamps=True,
             condition_on_previous_text=True,
             initial_prompt=prompt,
+            temperature=0.0,  # deterministic: see the module docstring
         )
         out = []
         for seg in segments:
