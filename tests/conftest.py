@@ -7,6 +7,7 @@ a schema of its own, dropped afterwards.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,16 @@ class Account:
 
     def balance(self) -> billing_pb2.Balance:
         return self.stub.GetBalance(billing_pb2.GetBalanceRequest(account_id=self.account_id))
+
+    def settled_balance(self, timeout_s: float = 20.0) -> billing_pb2.Balance:
+        """The balance once no credits are reserved (or after ``timeout_s``). The jobs service
+        asks Billing to confirm or release a job right after it commits the job's end, so an
+        ended job can be read a moment before its credits move (longer when the settler has to
+        retry a settle Billing missed)."""
+        deadline = time.monotonic() + timeout_s
+        while (b := self.balance()).reserved and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return b
 
     def ledger(self) -> list[billing_pb2.LedgerEntry]:
         return list(self.stub.ListLedger(billing_pb2.ListLedgerRequest(account_id=self.account_id,

@@ -50,7 +50,7 @@ def _start_job(api, acc, data: bytes | None = None) -> str:
 
 
 def _charged_once(acc: Account, granted: int, spent: int) -> None:
-    b = acc.balance()
+    b = acc.settled_balance()
     assert (b.available, b.reserved, b.spent) == (granted - spent, 0, spent)
     kinds = sorted(e.kind for e in acc.ledger())
     assert kinds.count("confirm") == kinds.count("reserve") and "release" not in kinds

@@ -44,7 +44,7 @@ def test_upload_job_poll_download_and_credits(api, make_account):
     report = api.get(names["report.json"]["url"]).json()
     assert abs(report["peak_out"] - report["peak_in"] / 2) < 1e-6
 
-    b = acc.balance()
+    b = acc.settled_balance()
     assert (b.available, b.reserved, b.spent) == (97, 0, 3)
     kinds = [(e.kind, e.credits, e.job_id) for e in acc.ledger()]
     assert sorted(kinds) == sorted([("grant", 100, ""), ("reserve", 3, job["job_id"]),

@@ -68,9 +68,9 @@ def test_killed_worker_job_is_rerun_by_another_and_charged_once(crash_setup):
     assert job["attempts"] == 2
     report = api.get(next(r["url"] for r in job["results"] if r["name"] == "report.json")).json()
     assert report["worker_pid"] == replacement.pid
-    assert sorted(e.kind for e in acc.ledger()) == ["confirm", "grant", "reserve"]
-    b = acc.balance()
+    b = acc.settled_balance()
     assert (b.available, b.reserved, b.spent) == (98, 0, 2)
+    assert sorted(e.kind for e in acc.ledger()) == ["confirm", "grant", "reserve"]
 
 
 def test_job_of_a_dead_worker_that_nobody_takes_fails_and_releases(crash_setup):
@@ -81,6 +81,6 @@ def test_job_of_a_dead_worker_that_nobody_takes_fails_and_releases(crash_setup):
 
     job = wait_job(api, acc.headers, job_id, timeout_s=90)
     assert job["status"] == "failed" and job["error"]["code"] == "timeout"
-    b = acc.balance()
+    b = acc.settled_balance()
     assert (b.available, b.reserved, b.spent) == (100, 0, 0)
     assert sorted(e.kind for e in acc.ledger()) == ["grant", "release", "reserve"]
