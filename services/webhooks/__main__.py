@@ -9,6 +9,7 @@ from services.common.kafka import ensure_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.migrate import open_database
 from services.common.storage import make_storage
+from services.webhooks import metrics
 from services.webhooks.config import WebhookSettings
 from services.webhooks.dispatcher import Intake, Sender
 
@@ -16,7 +17,7 @@ from services.webhooks.dispatcher import Intake, Sender
 def main() -> None:
     settings = WebhookSettings()
     configure_logging("webhooks", settings.log_level)
-    start_http_server(settings.metrics_port)
+    start_http_server(settings.metrics_port, registry=metrics.REGISTRY)  # its own metrics only
     ensure_topics(settings.kafka_bootstrap)
     sessions = open_database("jobs", settings.database_url)  # the jobs database, migrated by its hook
     loops = [Intake(sessions, settings.kafka_bootstrap, settings.consumer_group, settings.webhook_max_age_s),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 
 import httpx
 import pytest
@@ -151,6 +152,17 @@ def test_webhook_urls_are_checked_at_the_api(api, make_account, stack):
                             json={"file_id": f["file_id"], "webhook_url": private})
             assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_webhook_url", private
     assert acc.balance().reserved == 0
+
+
+def test_the_dispatcher_exports_its_own_metrics(stack):
+    """The dispatcher imports services.jobs (job documents, its Loop) but is not the jobs service:
+    its /metrics has the webhook metrics and the process's own, none of the jobs service's."""
+    text = httpx.get(f"http://127.0.0.1:{stack.webhooks_metrics_port}/metrics", timeout=10).text
+    families = set(re.findall(r"^# TYPE (timbr_\S+) ", text, re.MULTILINE))
+    assert {"timbr_webhook_attempts_total", "timbr_webhook_attempt_seconds", "timbr_webhook_deliveries_total",
+            "timbr_webhook_pending", "timbr_webhook_consumer_lag"} <= families, sorted(families)
+    assert not {f for f in families if not f.startswith("timbr_webhook_")}, sorted(families)
+    assert "\nprocess_cpu_seconds_total " in text
 
 
 # The dispatcher's rules, without the stack -----------------------------------------------------------
