@@ -1,15 +1,17 @@
 """Per-account settings kept by the jobs service: the default webhook URL, the secret that
 signs deliveries (made on first use, shown to the account, rotatable) and the retention
-override. An account without a row has no default webhook and the service's retention."""
+override. An account without a row has no default webhook and the service's retention.
+Rows are made only for accounts Billing knows: an unknown id is ``AccountNotFound``."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.jobs.errors import InvalidRequest
+from services.jobs.errors import AccountNotFound, InvalidRequest
 from services.jobs.models import AccountSettings, utcnow
 
 MAX_RETENTION_DAYS = 3650
@@ -20,12 +22,17 @@ def new_secret() -> str:
 
 
 class AccountSettingsStore:
-    def __init__(self, sessions: sessionmaker, default_retention_days: float) -> None:
+    def __init__(self, sessions: sessionmaker, default_retention_days: float,
+                 account_exists: Callable[[str], bool] | None = None) -> None:
+        """``account_exists`` (Billing's answer) is asked before a row is made; None: not asked
+        (the webhook dispatcher, whose accounts own the jobs it delivers)."""
         self._sessions = sessions
         self.default_retention_days = default_retention_days
+        self._account_exists = account_exists
 
     def get(self, account_id: str) -> AccountSettings:
-        """The account's settings, created (with a fresh secret) on first use."""
+        """The account's settings, created (with a fresh secret) on first use, so the secret it
+        is shown is the one that signs its deliveries; nothing is made for an unknown account."""
         if not account_id:
             raise InvalidRequest("account_id is required")
         for _ in range(3):
@@ -33,6 +40,8 @@ class AccountSettingsStore:
                 row = s.get(AccountSettings, account_id)
                 if row is not None:
                     return row
+            if self._account_exists is not None and not self._account_exists(account_id):
+                raise AccountNotFound(f"account {account_id} not found")
             try:
                 with self._sessions.begin() as s:
                     row = AccountSettings(account_id=account_id, webhook_url="", webhook_secret=new_secret(),

@@ -49,6 +49,16 @@ class BillingClient:
                 return
             raise Unavailable(f"billing {how} failed: {exc.code().name}") from exc
 
+    def account_exists(self, account_id: str) -> bool:
+        """Whether Billing knows the account; ``Unavailable`` when it does not answer."""
+        try:
+            self._stub.GetAccount(billing_pb2.GetAccountRequest(account_id=account_id), timeout=self._timeout)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise Unavailable(f"billing failed: {exc.code().name}") from exc
+        return True
+
     def open_reservations(self, older_than_s: float, limit: int = 500) -> list[str]:
         """Job ids of reservations neither confirmed nor released, older than ``older_than_s``."""
         try:

@@ -23,6 +23,12 @@ class JobNotFound(JobsError):
     code = "job_not_found"
 
 
+class AccountNotFound(JobsError):
+    """An account Billing does not know (Billing owns accounts)."""
+
+    code = "not_found"
+
+
 class InvalidRequest(JobsError):
     code = "validation_error"
 

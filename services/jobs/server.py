@@ -21,6 +21,7 @@ _STATUS = {"queued": pb.JOB_STATUS_QUEUED, "running": pb.JOB_STATUS_RUNNING, "co
 _CODES = {
     errors.FileNotFound: grpc.StatusCode.NOT_FOUND,
     errors.JobNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AccountNotFound: grpc.StatusCode.NOT_FOUND,
     errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.InsufficientCredits: grpc.StatusCode.FAILED_PRECONDITION,
     errors.InvalidState: grpc.StatusCode.FAILED_PRECONDITION,

@@ -95,7 +95,8 @@ class JobsService:
                  retention_days: float = 7.0, idempotency_wait_s: float = 15.0) -> None:
         self._sessions = sessions
         self._billing = billing
-        self.accounts = AccountSettingsStore(sessions, retention_days)
+        self.accounts = AccountSettingsStore(sessions, retention_days,
+                                             billing.account_exists if billing is not None else None)
         self.keys = IdempotencyKeys(sessions, wait_s=idempotency_wait_s)
         self.lifecycle = Lifecycle(sessions, storage, self.accounts)
 

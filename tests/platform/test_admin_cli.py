@@ -7,9 +7,15 @@ import os
 import subprocess
 import sys
 
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from services.jobs.models import AccountSettings
+
 
 def admin(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TIMBR_BILLING_ADDR": f"127.0.0.1:{stack.billing_port}"}
+    env = {**os.environ, "TIMBR_BILLING_ADDR": f"127.0.0.1:{stack.billing_port}",
+           "TIMBR_JOBS_ADDR": f"127.0.0.1:{stack.jobs_port}"}
     return subprocess.run([sys.executable, "-m", "services.billing.admin", *args], env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
@@ -68,6 +74,19 @@ def test_webhook_and_retention_settings(stack, api, make_account):
     assert abs(kept_for - dt.timedelta(days=30)) < dt.timedelta(seconds=5)
     assert run("retention", acc.account_id, "5000").returncode == 1
     assert json.loads(run("retention", acc.account_id, "0").stdout)["effective_retention_days"] == 7
+
+
+def test_settings_of_an_unknown_account_are_not_found_and_not_stored(stack):
+    """Accounts live in Billing: the jobs service shows, makes and stores no settings for an id
+    Billing does not know (a typo here made a row, with a signing secret, for no account)."""
+    for args in (("webhook", "acc_missing"), ("webhook", "acc_missing", "--rotate-secret"),
+                 ("retention", "acc_missing", "30")):
+        refused = admin(stack, *args)
+        assert refused.returncode == 1 and "NOT_FOUND" in refused.stderr, (args, refused.stderr)
+    engine = create_engine(stack.jobs_db)
+    with Session(engine) as s:
+        assert s.get(AccountSettings, "acc_missing") is None
+    engine.dispose()
 
 
 def _wav() -> bytes:
