@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sysconfig
@@ -70,7 +71,8 @@ def start_object_store(port: int, data_dir: Path, log_path: Path | None = None,
     wait until the broker's bucket answers (made on the first start, found on the next ones).
 
     Its master, volume and filer servers listen on free ports of their own: only the S3 port is
-    used from outside, and their state is the files in data_dir, not the ports.
+    used from outside, and their state is the files in data_dir, not the ports. Its local sockets
+    go in data_dir too, but for the gRPC ones (see stop_object_store).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     internal = ("s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
@@ -80,6 +82,7 @@ def start_object_store(port: int, data_dir: Path, log_path: Path | None = None,
         [str(weed_binary()), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          "-s3", f"-s3.port={port}", "-s3.iam=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
          "-volume.preStopSeconds=0",  # no peer to drain to: stop at once on SIGTERM
+         f"-filer.localSocket={data_dir / 'filer.sock'}", f"-s3.localSocket={data_dir / 's3.sock'}",
          *(f"-{flag}={free_port()}" for flag in internal)],
         stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -89,6 +92,31 @@ def start_object_store(port: int, data_dir: Path, log_path: Path | None = None,
         proc.wait()
         raise
     return proc
+
+
+# weed also serves each gRPC port on /tmp/seaweedfs-<server>-grpc-<port>.sock, a path no flag
+# moves, and leaves some of them behind when it stops (the S3 one on SIGTERM, all on SIGKILL).
+_GRPC_SOCKETS = {"master.port.grpc": "master", "volume.port.grpc": "volume", "filer.port.grpc": "filer",
+                 "s3.port.grpc": "s3"}
+
+
+def stop_object_store(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """Stop a start_object_store server (SIGTERM; SIGKILL after timeout_s, as its graceful stop
+    waits up to 15 s on its gRPC streams) and remove the socket files it leaves, read from its
+    arguments. Also tidies after a server already killed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for arg in proc.args:
+        flag, _, value = arg.lstrip("-").partition("=")
+        if flag.endswith(".localSocket"):
+            Path(value).unlink(missing_ok=True)
+        elif flag in _GRPC_SOCKETS:
+            Path(f"/tmp/seaweedfs-{_GRPC_SOCKETS[flag]}-grpc-{value}.sock").unlink(missing_ok=True)
 
 
 def _ensure_bucket(port: int, proc: subprocess.Popen, timeout_s: float) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common import migrate
-from tools.devbroker import free_port, start_broker, start_object_store, wait_for_port
+from tools.devbroker import free_port, start_broker, start_object_store, stop_object_store, wait_for_port
 
 
 @dataclass
@@ -148,18 +148,18 @@ class Stack:
         raise TimeoutError(f"port {port} did not open")
 
     def stop(self) -> None:
-        # The S3 server last, as the broker may write to it while it stops; SeaweedFS's own
-        # graceful stop waits up to 15 s on its internal gRPC streams.
-        first = [(p, 10) for name, p in self.procs.items() if name != "s3"]
-        for group in (first, [(self.procs["s3"], 20)] if "s3" in self.procs else []):
-            for proc, _ in reversed(group):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc, timeout_s in group:
-                try:
-                    proc.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        # The S3 server last, as the broker may write to it while it stops.
+        first = [p for name, p in self.procs.items() if name != "s3"]
+        for proc in reversed(first):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in first:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if "s3" in self.procs:
+            stop_object_store(self.procs["s3"])
         self.procs.clear()
 
 

@@ -25,7 +25,7 @@ from tests.conftest import TEST_PIPELINE, TEST_RATE_LIMITS
 from tests.support.api import upload_ok
 from tests.support.audio import tone_wav
 from tests.support.faults import FaultStack, assert_ledger_balances, wait_terminal
-from tools.devbroker import free_port, start_broker, start_object_store
+from tools.devbroker import free_port, start_broker, start_object_store, stop_object_store
 
 SERVICE_TOKEN = uuid.uuid4().hex + uuid.uuid4().hex
 GRANT = 100
@@ -126,6 +126,7 @@ def test_records_outlive_a_sigkill_of_the_broker_and_the_s3_server(tmp_path):
         for proc in procs:
             proc.kill()  # SIGKILL: nothing is flushed at exit
             proc.wait()
+        stop_object_store(procs[0])  # only removes the sockets it left
 
     procs = start()
     try:
@@ -139,3 +140,4 @@ def test_records_outlive_a_sigkill_of_the_broker_and_the_s3_server(tmp_path):
         for proc in procs:
             proc.kill()
             proc.wait()
+        stop_object_store(procs[0])
