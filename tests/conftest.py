@@ -7,7 +7,6 @@ a schema of its own, dropped afterwards.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from services.common.grpc_util import channel
 from services.common.pb.timbr.v1 import billing_pb2, billing_pb2_grpc
+from tests.support.billing import settled_balance
 
 PG_DSN = os.environ.get("TIMBR_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 
@@ -116,14 +116,8 @@ class Account:
         return self.stub.GetBalance(billing_pb2.GetBalanceRequest(account_id=self.account_id))
 
     def settled_balance(self, timeout_s: float = 20.0) -> billing_pb2.Balance:
-        """The balance once no credits are reserved (or after ``timeout_s``). The jobs service
-        asks Billing to confirm or release a job right after it commits the job's end, so an
-        ended job can be read a moment before its credits move (longer when the settler has to
-        retry a settle Billing missed)."""
-        deadline = time.monotonic() + timeout_s
-        while (b := self.balance()).reserved and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return b
+        """The balance once this account's ended jobs are settled (tests.support.billing)."""
+        return settled_balance(self.stub, self.account_id, timeout_s)
 
     def ledger(self) -> list[billing_pb2.LedgerEntry]:
         return list(self.stub.ListLedger(billing_pb2.ListLedgerRequest(account_id=self.account_id,

@@ -139,5 +139,5 @@ def test_kill9_of_the_broker_every_job_ends_and_new_jobs_run(fault_stack):
     # worker may still be rejoining its group on the restarted broker: the same margin).
     fresh = _start_jobs(api, headers, 1)
     jobs.update(wait_terminal(api, headers, fresh, ENDS_AFTER_BROKER_LOSS_S))
-    assert jobs[fresh[0]]["status"] == "completed"
+    assert jobs[fresh[0]]["status"] == "completed", jobs[fresh[0]]
     assert_ledger_balances(billing, acc, GRANT, jobs)

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from services.common.pb.timbr.v1 import billing_pb2
+from tests.support.billing import settled_balance
 from tools.devstack import Stack
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -84,12 +85,7 @@ def assert_ledger_balances(billing, account_id: str, granted: int, jobs: dict[st
                            timeout_s: float = 20.0) -> None:
     """granted = available + reserved + spent, nothing negative, nothing reserved any more, and
     per job one reserve and exactly one settle that matches how it ended (never twice)."""
-    deadline = time.monotonic() + timeout_s
-    while True:  # a settle Billing missed during the fault is retried by the jobs settler
-        b = billing.GetBalance(billing_pb2.GetBalanceRequest(account_id=account_id), timeout=10)
-        if b.reserved == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+    b = settled_balance(billing, account_id, timeout_s)
     assert b.available + b.reserved + b.spent == granted, b
     assert min(b.available, b.reserved, b.spent) >= 0, b
     assert b.reserved == 0, f"credits left reserved: {b}"

@@ -48,7 +48,7 @@ def _centroids(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return ids, cents / (np.linalg.norm(cents, axis=1, keepdims=True) + 1e-8)
 
 
-def _pruned_laplacian(sim: np.ndarray, keep: int, weighted: bool | None = None) -> np.ndarray:
+def _pruned_laplacian(sim: np.ndarray, keep: int) -> np.ndarray:
     """Laplacian of the graph that links each window to its ``keep`` most similar others; with
     ``WEIGHTED`` each link weighs its cosine (clipped at 0), otherwise 1."""
     n = len(sim)
@@ -57,7 +57,7 @@ def _pruned_laplacian(sim: np.ndarray, keep: int, weighted: bool | None = None) 
     top = np.argpartition(-pruned, keep - 1, axis=1)[:, :keep]
     rows, cols = np.repeat(np.arange(n), keep), top.ravel()
     aff = np.zeros((n, n))
-    aff[rows, cols] = np.clip(sim[rows, cols], 0.0, None) if (WEIGHTED if weighted is None else weighted) else 1.0
+    aff[rows, cols] = np.clip(sim[rows, cols], 0.0, None) if WEIGHTED else 1.0
     aff = (aff + aff.T) / 2
     return np.diag(aff.sum(1)) - aff
 
