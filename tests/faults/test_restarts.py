@@ -31,11 +31,13 @@ SERVICE_TOKEN = uuid.uuid4().hex + uuid.uuid4().hex
 JOBS_IN_FLIGHT = 2
 GRANT = 100
 # Stated bounds: a redelivered job reruns (2 s) after a rebalance (6 s session timeout) and a
-# restart (a few s); a job lost with the broker's memory ends at the 60 s queued sweep. After a
+# restart (a few s); a job lost with the broker's memory ends at the 90 s queued sweep. After a
 # broker restart the producers reconnect (they are not idempotent: an idempotent kafka-python
 # producer fails for good on the restarted broker's InitProducerId error, services/common/kafka.py).
-# The sweeps wait 30 s (running) and 60 s (queued): a replacement process takes 15-20 s to start
-# on a loaded 2-core machine, and must not lose the race against them.
+# The sweeps wait 30 s (running) and 90 s (queued): a replacement process takes 15-20 s to start
+# on a loaded 2-core machine, and must not lose the race against them; after a broker restart
+# the worker took over 60 s to rejoin its group and take a new job in 3 of about 12 runs beside
+# the other half of the suite (a 60 s queued sweep then failed the job created after recovery).
 ENDS_WITHIN_S = 60
 ENDS_AFTER_BROKER_LOSS_S = 120
 
@@ -49,7 +51,7 @@ def fault_stack(request, tmp_path_factory, pg_schemas):
         worker_env={**TEST_PIPELINE, "TEST_PIPELINE_STEP_S": "0.2", "TIMBR_HEARTBEAT_S": "0.5",
                     "TIMBR_BACKOFF_BASE_S": "0.2"},
         extra_env={**TEST_RATE_LIMITS, "TIMBR_SERVICE_TOKEN": SERVICE_TOKEN, "TIMBR_STALE_RUNNING_S": "30",
-                   "TIMBR_STALE_QUEUED_S": "60", "TIMBR_SWEEP_INTERVAL_S": "1", "TIMBR_SETTLE_INTERVAL_S": "0.5"})
+                   "TIMBR_STALE_QUEUED_S": "90", "TIMBR_SWEEP_INTERVAL_S": "1", "TIMBR_SETTLE_INTERVAL_S": "0.5"})
     stack.start()
     stack.supervise()
     ch = channel(f"127.0.0.1:{stack.billing_port}", SERVICE_TOKEN)
