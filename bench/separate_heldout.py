@@ -25,6 +25,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from bench.heldout import sources as ho
+from services.common.audio import InvalidAudio
 from tools.metrics import si_sdr
 
 R = 48000
@@ -46,7 +47,10 @@ class Mixture:
 
 @functools.cache
 def _load(path: Path) -> np.ndarray:
-    return ho.load(path, R)
+    try:
+        return ho.load(path, R)
+    except InvalidAudio:  # a packaged clip that does not decode (supertuxkart energy_bar_unfull.ogg)
+        return np.zeros(1, np.float32)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -93,10 +97,13 @@ def _by_source(items: list) -> dict[str, list[Path]]:
 
 def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED, role: str = "eval") -> list[Mixture]:
     """The held-out set: the voice source cycles, the effect source alternates, music is drawn.
-    ``role="calib"`` builds the same kind of set from the calibration packages, to tune on."""
+    ``role="calib"`` builds the same kind of set from the calibration packages; ``role="tune"``
+    from music and effects that nothing trained on (the voices are the calibration ones: the
+    tune packages hold none), to choose the network / HPSS blend on."""
     rng = np.random.default_rng(seed)
     n = int(seconds * R)
-    voices, effects = _by_source(ho.voices(role)), _by_source(ho.clips("effect", role))
+    voices = _by_source(ho.voices("calib" if role == "tune" else role))
+    effects = _by_source(ho.clips("effect", role))
     music_files = [c.path for c in ho.clips("music", role)]
     out = []
     for i in range(n_mix):
@@ -276,7 +283,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", nargs="*", default=None, help="score these ONNX networks (network alone) on "
                     "the cached speech stage; with no file, the pipeline's stages in process on that cache")
-    ap.add_argument("--role", default="eval", help="eval (held-out) or calib (the set constants are tuned on)")
+    ap.add_argument("--role", default="eval", help="eval (held-out), calib (trains and calibrates) or tune (music and effects the "
+                    "network never heard: the set the hybrid weight is chosen on)")
     ap.add_argument("-n", type=int, default=N_MIX)
     ap.add_argument("--cache", default=None, help="npz that keeps the mixtures and their speech stage")
     args = ap.parse_args()

@@ -1,8 +1,10 @@
 """Real recordings for the held-out evaluation, split by source (Debian package), never by file.
 
 Every package has one role: ``eval`` packages only ever measure a pipeline; ``calib`` packages
-may train or calibrate one. A voice, a recording or a package that tuned a constant therefore
-never scores it. The audio is fetched on demand with ``apt-get download`` + ``dpkg -x`` (no root,
+may train or calibrate one; ``tune`` packages (music and effects only) choose a constant that
+weighs a trained network against a DSP estimate, and nothing trains on them: a network scores
+too well on the very recordings it was trained on, so a blend weight chosen on ``calib`` leans
+to it. A voice, a recording or a package that tuned a constant therefore never scores it. The audio is fetched on demand with ``apt-get download`` + ``dpkg -x`` (no root,
 nothing installed system-wide, nothing committed) into ``var/heldout/``.
 
     eval voices     asterisk prompts: June fr, IVR ru, Carlo it (core-sounds-fr/-ru/-it), Menardi it,
@@ -12,6 +14,7 @@ nothing installed system-wide, nothing committed) into ``var/heldout/``.
                     (training/apt-packages.txt) and synthesized once into ``var/heldout/festival/``
     eval clips      wesnoth music, sounds and ambience; colobot sounds
     calib clips     supertuxkart, extremetuxracer, sound-theme-freedesktop
+    tune clips      warzone2100 and lincity-ng music, lincity-ng sounds
 
     voices(role)        utterances with speaker, language and (where the package has it) transcript
     synth_voices(role)  festival utterances (calib only), with their text
@@ -34,8 +37,8 @@ import numpy as np
 from services.common.audio import read_audio
 
 ROOT = Path(__file__).resolve().parents[2] / "var" / "heldout"
-AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".gsm")
-ROLES = ("eval", "calib")
+AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".opus", ".flac", ".gsm")
+ROLES = ("eval", "calib", "tune")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ CLIPS = (
     ClipSource("freedesktop", "calib", "effect", "sound-theme-freedesktop", ("**/*.oga",)),
     ClipSource("stk-ambience", "calib", "ambience", "supertuxkart-data",
                tuple(f"{_STK}/sfx/{name}.ogg" for name in _STK_LOOPS)),
+    ClipSource("wz2100-music", "tune", "music", "warzone2100-music", ("usr/share/games/warzone2100/music/**/*.opus",)),
+    ClipSource("lincity-music", "tune", "music", "lincity-ng-data", ("usr/share/games/lincity-ng/music/**/*.ogg",)),
+    ClipSource("lincity-sounds", "tune", "effect", "lincity-ng-data", ("usr/share/games/lincity-ng/sounds/*.wav",)),
 )
 
 

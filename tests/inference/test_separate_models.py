@@ -179,3 +179,15 @@ def test_hpss_baseline_gives_tones_to_music_and_clicks_to_effects():
     music = hpss_music(tone + clicks)
     assert np.sum((music - tone) ** 2) < 0.1 * np.sum(clicks ** 2)
     assert np.dot(music, tone) / np.dot(tone, tone) > 0.9
+
+
+def test_every_heldout_package_has_one_role():
+    """A package that evaluates never trains or tunes, and the tune packages (which choose the
+    network / HPSS blend) never train: each package serves exactly one role."""
+    from bench.heldout import sources as ho
+
+    roles: dict[str, set[str]] = {}
+    for source in (*ho.VOICES, *ho.CLIPS, *ho.SYNTH_VOICES):
+        roles.setdefault(source.package, set()).add(source.role)
+    assert {package: r for package, r in roles.items() if len(r) > 1} == {}
+    assert {r for rs in roles.values() for r in rs} == set(ho.ROLES)
