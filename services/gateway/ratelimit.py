@@ -2,7 +2,9 @@
 
 Counters live in Redis when ``TIMBR_REDIS_URL`` is set (shared by every gateway replica), else
 in the process (``make run``). Limits are ``limits`` strings, several per setting
-(``"20/second;600/minute"``: a burst and a sustained rate), counted over sliding windows.
+(``"20/second;600/minute"``: a burst and a sustained rate), counted over moving windows: "5/minute"
+admits at most 5 requests in any 60 s, also across a minute boundary (a sliding-window counter,
+which weighs the last window's count, let a sixth through there).
 A request over a limit is refused with 429 ``rate_limited`` and ``Retry-After`` (whole seconds
 until the window frees a slot). A client whose failed authentications pass their limit is
 refused before its token is even looked up. If Redis is unreachable the limits are not
@@ -17,7 +19,7 @@ import time
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from services.common.logging import get_logger
@@ -39,7 +41,7 @@ class Limiter:
     def __init__(self, settings: GatewaySettings) -> None:
         uri = settings.redis_url or "memory://"
         options = {"key_prefix": settings.rate_limit_prefix, "wrap_exceptions": True} if settings.redis_url else {}
-        self._strategy = SlidingWindowCounterRateLimiter(storage_from_string(uri, **options))
+        self._strategy = MovingWindowRateLimiter(storage_from_string(uri, **options))
         self._client = parse_many(settings.rate_limit_client)
         self._account = parse_many(settings.rate_limit_account)
         self._auth_failures = parse_many(settings.rate_limit_auth_failures)

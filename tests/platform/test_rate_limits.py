@@ -96,3 +96,22 @@ def test_a_malformed_limit_is_refused_at_start_up(limit):
 
     with pytest.raises(ValidationError):
         GatewaySettings(rate_limit_client=limit)
+
+
+def test_a_limit_holds_across_a_window_boundary():
+    """"5/second" admits 5 requests in any second: 5 just before a second's boundary and one
+    just after it make 6 within 0.2 s, and the sixth is refused (a sliding-window counter let it
+    through: it weighs the last window's 5 by the share of it still in the span)."""
+    import time
+
+    from services.gateway.config import GatewaySettings
+    from services.gateway.ratelimit import Limiter, RateLimited
+
+    limiter = Limiter(GatewaySettings(rate_limit_account="5/second"))
+    time.sleep(1.9 - time.time() % 1.0)               # 0.9 s into a second
+    for _ in range(5):
+        limiter.account("acc_boundary")
+    time.sleep(max(0.0, 1.05 - time.time() % 1.0))    # just past the next boundary
+    with pytest.raises(RateLimited) as refused:
+        limiter.account("acc_boundary")
+    assert refused.value.headers["Retry-After"] == "1"
