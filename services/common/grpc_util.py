@@ -7,6 +7,7 @@ standard health service (Kubernetes probes send no metadata); ``channel`` sends 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 from collections.abc import Callable
@@ -22,14 +23,19 @@ from prometheus_client import Histogram
 
 from services.common.logging import bound_contextvars, get_logger
 
-RPC_LATENCY = Histogram("timbr_grpc_request_duration_seconds", "gRPC handler latency",
-                        ["service", "method", "code"])
 REQUEST_ID_KEY = "x-request-id"
 SERVICE_TOKEN_KEY = "authorization"
 # Health (probes) and reflection (the schema, no data) answer without the service token.
 _OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 log = get_logger(__name__)
 M = TypeVar("M", bound=Message)
+
+
+@functools.cache
+def _rpc_latency() -> Histogram:
+    """Registered when this process makes its first server: the gateway and the worker, which
+    only call, list no server latency on their ``/metrics``."""
+    return Histogram("timbr_grpc_request_duration_seconds", "gRPC handler latency", ["service", "method", "code"])
 
 
 class _RequireServiceToken(grpc.ServerInterceptor):
@@ -57,6 +63,7 @@ class _ObservingInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, service: str) -> None:
         self._service = service
+        self._latency = _rpc_latency()
 
     def intercept_service(self, continuation, details):
         handler = continuation(details)
@@ -78,7 +85,7 @@ class _ObservingInterceptor(grpc.ServerInterceptor):
                 finally:
                     c = context.code() if hasattr(context, "code") else None
                     code = c.name if isinstance(c, grpc.StatusCode) else code
-                    RPC_LATENCY.labels(self._service, method, code).observe(time.perf_counter() - start)
+                    self._latency.labels(self._service, method, code).observe(time.perf_counter() - start)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper, request_deserializer=handler.request_deserializer,

@@ -232,3 +232,6 @@ def test_every_service_exposes_prometheus_metrics(api, make_account, stack):
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         for name in names:
             assert name in text, (port, name)
+    # The worker only calls gRPC: it lists no server latency (an empty family before).
+    assert "timbr_grpc_request_duration_seconds" not in httpx.get(f"http://127.0.0.1:{worker_port}/metrics",
+                                                                  timeout=10).text
