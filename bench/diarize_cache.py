@@ -5,7 +5,7 @@ and CAM++ windows, and saved to ``var/diarize-cache/<calib-v2|eval>/<k>.npz`` wi
 its audio and its DeepFilterNet3-denoised audio, and two sets of speech regions, windows and
 embeddings (of the input and of the denoised audio in the same windows): VAD on the input (what
 the baseline and Whisper use) and VAD on the denoised audio (what the pipeline's speaker turns
-use). A sweep then costs seconds, not a Whisper run per setting. The labels per window give the
+used before the segmentation model; its turns are computed when scored). A sweep then costs seconds, not a Whisper run per setting. The labels per window give the
 same turns as the pipeline (``bench.diarize_heldout.window_turns`` is the pipeline's rule), so
 the DER here is the pipeline's DER with the estimated count.
 
@@ -51,12 +51,39 @@ class Item:
     cemb: np.ndarray
     cemb_dfn: np.ndarray
     telephone: bool = False    # calib: speech band-limited to 8 kHz (bench/diarize_corpus.py)
+    _turns: list[tuple[float, float]] | None = None
 
     def pipeline(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
-        """As the pipeline works: turns over the denoised audio's speech, labelled by the windows
-        over the input's speech, whose embeddings are the sums of input and denoised CAM++."""
+        """As the pipeline works: turns over the speech the segmentation model hears in the
+        denoised audio, labelled by the windows over the input's speech, whose embeddings are the
+        sums of input and denoised CAM++."""
         e = self.emb + self.emb_dfn
-        return self.cregions, self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+        return self.turn_regions(), self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+
+    def turn_regions(self) -> list[tuple[float, float]]:
+        """The pipeline's turn extent: ``speaker_segmentation`` on the denoised audio, in the
+        pipeline's 60 s blocks, each heard after the 10 s before it."""
+        from services.inference.pipelines.diarize import (
+            BLOCK_S,
+            RATE,
+            TURN_CONTEXT_S,
+            TURN_THRESHOLD,
+            turn_speech,
+        )
+
+        if self._turns is None:
+            block, context, den = BLOCK_S * RATE, int(TURN_CONTEXT_S * RATE), self.denoised.astype(np.float32)
+            parts = [turn_speech(_models(), den[i:i + block], den[max(0, i - context):i])
+                     for i in range(0, len(den), block)]
+            probs = np.concatenate([p for p, _ in parts])
+            self._turns = speech_regions(probs, parts[0][1], VadOptions(threshold=TURN_THRESHOLD))
+        return self._turns
+
+
+def _models():
+    from tests.inference.conftest_diarize import client
+
+    return client()
 
 
 def _speech(models, audio: np.ndarray, embed_in: tuple[np.ndarray, ...]):
@@ -107,7 +134,8 @@ def load_set(role: str, n: int) -> list[Item]:
 
 def report(items: list[Item]) -> None:
     """Pooled DER and exact counts per group: the fixed-cut baseline, the pipeline before issue
-    16's denoised front end (input VAD and CAM++), and the pipeline now."""
+    16's denoised front end (input VAD and CAM++), the pipeline with its turns cut by the VAD of
+    the denoised audio (before the segmentation model), and the pipeline now."""
     from bench.diarize_heldout import baseline_labels, window_turns
     from services.inference.diarization.clustering import cluster
     from tools.metrics import der
@@ -117,7 +145,9 @@ def report(items: list[Item]) -> None:
         runs = {"baseline": (it.regions, it.windows, baseline_labels(it.emb)),
                 "before": (it.regions, it.windows, cluster(it.emb))}
         regions, windows, emb = it.pipeline()
-        runs["Timbr"] = (regions, windows, cluster(emb) if len(emb) else np.zeros(0, np.int64))
+        labels = cluster(emb) if len(emb) else np.zeros(0, np.int64)
+        runs["Timbr"] = (regions, windows, labels)
+        runs["VAD turns"] = (it.cregions, windows, labels)
         rows.append((it, {k: (der(it.ref, window_turns(r, w, lab)), len(set(lab.tolist())))
                           for k, (r, w, lab) in runs.items()}))
     groups = {"all": lambda it: True, "SNR < 10 dB": lambda it: it.snr_db < 10,
@@ -129,7 +159,7 @@ def report(items: list[Item]) -> None:
         sub = [r for r in rows if sel(r[0])]
         tot = sum(r[1]["Timbr"][0]["scored_s"] for r in sub)
         cells = []
-        for k in ("Timbr", "before", "baseline"):
+        for k in ("Timbr", "VAD turns", "before", "baseline"):
             d = {m: sum(r[1][k][0][m] * r[1][k][0]["scored_s"] for r in sub) / tot
                  for m in ("der", "miss", "false_alarm", "confusion")}
             exact = sum(r[1][k][1] == r[0].n_speakers for r in sub)

@@ -84,6 +84,7 @@ def example_requests(s16: np.ndarray, s48: np.ndarray) -> dict[str, list[tuple[d
         "vad_ten": [({"audio": s16}, None)],
         "vad_silero": [({"audio": s16}, None)],
         "vad_webrtc": [({"audio": s16}, None)],
+        "speaker_segmentation": [({"audio": s16}, None)],
         "speaker_embedding": [({"audio": s16, "windows": np.array([[0.0, 1.5], [1.0, 3.0], [2.0, dur]],
                                                                   np.float32)}, None)],
         "whisper": [({}, {"task": "languages"}),

@@ -11,6 +11,7 @@ _MODELS = {
     "vad_webrtc": "services.inference.models.vad:WebrtcVad",  # diarize
     "whisper": "services.inference.models.whisper:Whisper",  # diarize
     "speaker_embedding": "services.inference.models.speaker_embedding:SpeakerEmbedding",  # diarize
+    "speaker_segmentation": "services.inference.models.segmentation:SpeakerSegmentation",  # diarize
 }
 
 for _name, _target in _MODELS.items():

@@ -8,9 +8,13 @@ Steps (each reports progress through ``ctx.hook``):
                   ``DENOISE_CONTEXT_S`` of the previous block as warm-up) into a second one;
 2. ``vad``        per block, through the chosen detector (``vad_ten`` / ``vad_silero`` /
                   ``vad_webrtc``), then ``speech_regions`` applies threshold, minimum speech and
-                  minimum silence exactly: on the input for Whisper and the speaker windows
-                  (``speech_regions`` in the result), on the denoised audio for the extent of
-                  the speaker turns (noise and music beds make far fewer false alarms there);
+                  minimum silence exactly, on the input, for Whisper and the speaker windows
+                  (``speech_regions`` in the result); the extent of the speaker turns is the
+                  speech that the speaker-segmentation model (``speaker_segmentation``) hears in
+                  the denoised audio, with the same minimum speech and silence (it misses less of
+                  a recorded voice than a VAD, and noise and music beds make far fewer false
+                  alarms in denoised audio); where that model is not served, the chosen detector
+                  on the denoised audio;
 3. ``transcribe`` the padded speech regions decoded by Whisper as one stream, the way it
                   decodes a whole file (seeking on after an early stop, conditioned on the
                   previous text), language detected once on the first 30 s of speech when
@@ -41,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from services.common.audio import InvalidAudio, iter_blocks, probe, resample
+from services.common.logging import get_logger
 from services.common.params import DiarizeParams
 from services.inference.diarization.clustering import SpeakerTimeline, cluster, speaker_windows
 from services.inference.diarization.cues import (
@@ -55,7 +60,7 @@ from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason
 from services.inference.diarization.srt import Cue, SrtError, format_srt, read_srt
 from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
-from services.inference.errors import InvalidParams, InvalidSrt
+from services.inference.errors import InvalidParams, InvalidSrt, ModelNotFound
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
 
@@ -68,6 +73,10 @@ DENOISE_RATE = 48000            # speech_enhancer's rate
 DENOISE_CONTEXT_S = 1.0         # previous audio each block's denoising starts from (model warm-up)
 GENDER_SAMPLE_S = 30.0          # speech per speaker for the pitch statistics
 VAD_MODELS = {"ten-vad": "vad_ten", "silero": "vad_silero", "webrtc": "vad_webrtc"}
+TURN_MODEL = "speaker_segmentation"
+TURN_THRESHOLD = 0.5            # its speech probability; calib split (docs/diarize.md)
+TURN_CONTEXT_S = 10.0           # denoised audio before each block that it hears (one model chunk)
+log = get_logger(__name__)
 _SENTENCE = re.compile(r"(?<=[.!?…。？！])\s+")
 
 
@@ -119,9 +128,10 @@ class DiarizePipeline(Pipeline):
         """Decode with VAD per block: (input audio, denoised audio, the input's speech regions for
         Whisper and the speaker windows, the denoised audio's for the turns), both by the VAD
         options (inside the cues, if any)."""
-        audio, clean, probs, clean_probs, hop = self._decode(ctx, VAD_MODELS[params.vad_type])
+        audio, clean, (probs, hop), (turn_probs, turn_hop, turn_model) = self._decode(ctx, VAD_MODELS[params.vad_type])
         opts = VadOptions(params.vad_threshold, params.vad_min_speech_duration, params.vad_min_silence_duration)
-        regions, turn_regions = speech_regions(probs, hop, opts), speech_regions(clean_probs, hop, opts)
+        turn_opts = VadOptions(TURN_THRESHOLD, opts.min_speech, opts.min_silence) if turn_model == TURN_MODEL else opts
+        regions, turn_regions = speech_regions(probs, hop, opts), speech_regions(turn_probs, turn_hop, turn_opts)
         if srt_cues is not None:
             # The cues say where words are; VAD trims the silence their loose timing includes.
             duration = len(audio) / RATE
@@ -184,10 +194,13 @@ class DiarizePipeline(Pipeline):
         return code
 
     def _decode(self, ctx: JobContext, vad_model: str):
-        """(input audio, denoised audio, VAD probabilities of each, VAD hop), audio memory-mapped."""
+        """Input and denoised audio (memory-mapped), ``(probs, hop)`` of the VAD on the input, and
+        ``(probs, hop, model)`` of the speech for the turns (``TURN_MODEL`` on the denoised audio,
+        or ``vad_model`` there where that model is not served)."""
         total = probe(ctx.input_path).duration_s
-        probs: dict[str, list[np.ndarray]] = {"input": [], "clean": []}
+        probs: list[np.ndarray] = []
         hop = 0.016
+        turns = _TurnSpeech(self.models, vad_model)
         done = 0
         tail = np.zeros(0, np.float32)
         with open(ctx.workdir / "audio16k.f32", "wb") as sink, open(ctx.workdir / "clean16k.f32", "wb") as clean_sink:
@@ -197,17 +210,17 @@ class DiarizePipeline(Pipeline):
                 tail = mono[-int(DENOISE_CONTEXT_S * RATE):]
                 sink.write(mono.tobytes())
                 clean_sink.write(clean.tobytes())
-                for key, x in (("input", mono), ("clean", clean)):
-                    out = self.models.infer(vad_model, {"audio": x})
-                    probs[key].append(out["probs"])
-                    hop = float(out["hop_s"][0])
+                out = self.models.infer(vad_model, {"audio": mono})
+                probs.append(out["probs"])
+                hop = float(out["hop_s"][0])
+                turns.add(clean)
                 done += len(mono)
                 ctx.hook("decode", completed=round(done / RATE, 2), total=round(total, 2))
         if done == 0:
             raise InvalidAudio("the file holds no audio samples")
         audio = np.memmap(ctx.workdir / "audio16k.f32", dtype=np.float32, mode="r")
         clean = np.memmap(ctx.workdir / "clean16k.f32", dtype=np.float32, mode="r")
-        return audio, clean, np.concatenate(probs["input"]), np.concatenate(probs["clean"]), hop
+        return audio, clean, (np.concatenate(probs), hop), (np.concatenate(turns.probs), turns.hop, turns.model)
 
     def _language(self, audio: np.ndarray, regions: list[tuple[float, float]], forced: str | None) -> dict:
         if forced is not None:
@@ -350,6 +363,44 @@ def _timed(timings: dict[str, float], name: str, since: float | None = None) -> 
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+class _TurnSpeech:
+    """Speech probabilities for the turns, block by block: ``TURN_MODEL`` on the denoised audio,
+    each block heard after the ``TURN_CONTEXT_S`` before it; where that model is not served (it
+    says so on the first block) the job's VAD on the denoised audio, for the whole job."""
+
+    def __init__(self, models: Any, vad_model: str) -> None:
+        self.models, self.vad_model, self.model = models, vad_model, TURN_MODEL
+        self.probs: list[np.ndarray] = []
+        self.hop = 0.016
+        self._context = np.zeros(0, np.float32)
+
+    def add(self, clean: np.ndarray) -> None:
+        if self.model == TURN_MODEL:
+            try:
+                probs, self.hop = turn_speech(self.models, clean, self._context)
+            except ModelNotFound as exc:
+                if self.probs:                      # it answered for earlier blocks: a real failure
+                    raise
+                log.warning("diarize.turns_from_vad", reason=str(exc), vad=self.vad_model)
+                self.model = self.vad_model
+        if self.model == self.vad_model:
+            out = self.models.infer(self.vad_model, {"audio": clean})
+            probs, self.hop = out["probs"], float(out["hop_s"][0])
+        self.probs.append(np.asarray(probs))
+        self._context = np.concatenate([self._context, clean])[-int(TURN_CONTEXT_S * RATE):]
+
+
+def turn_speech(models: Any, clean: np.ndarray, context: np.ndarray) -> tuple[np.ndarray, float]:
+    """``TURN_MODEL``'s speech probabilities over one denoised block and their hop. The model
+    hears the block after ``context`` (up to ``TURN_CONTEXT_S`` of the audio before it, so its
+    10 s chunks are whole at the block's start); the context's frames are dropped."""
+    out = models.infer(TURN_MODEL, {"audio": np.concatenate([context, clean]).astype(np.float32)})
+    hop = float(out["hop_s"][0])
+    per_frame = round(hop * RATE)                       # samples a frame (160)
+    skip = round(len(context) / per_frame)
+    return np.asarray(out["probs"])[skip:skip - (-len(clean) // per_frame)], hop
+
 
 def denoise(models: Any, mono: np.ndarray, context: np.ndarray) -> np.ndarray:
     """DeepFilterNet3 (full strength, at 48 kHz) on ``mono`` (16 kHz), started ``len(context)``
