@@ -104,7 +104,7 @@ def test_worker_rebuilds_its_producer_after_a_broker_outage(faults):
     job = wait_job(api, acc.headers, job_id, timeout_s=90)
     assert job["status"] == "failed" and job["error"]["code"] == "processing_failed", job
     _still_serving(api, acc, worker)
-    b = acc.balance()
+    b = acc.settled_balance()
     assert (b.available, b.reserved, b.spent) == (98, 0, 2)      # this job released, the next one charged
 
 
@@ -125,6 +125,6 @@ def test_nan_audio_fails_at_once_as_invalid_audio(faults):
     assert job["status"] == "failed" and job["error"]["code"] == "invalid_audio", job
     assert "NaN" in job["error"]["message"]
     assert job["attempts"] <= 1
-    b = acc.balance()
+    b = acc.settled_balance()
     assert (b.available, b.reserved, b.spent) == (100, 0, 0)
     assert sorted(e.kind for e in acc.ledger()) == ["grant", "release", "reserve"]

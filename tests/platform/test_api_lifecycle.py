@@ -64,7 +64,7 @@ def test_permanent_failure_releases_credits(api, make_account):
                       json={"file_id": f["file_id"], "eq_preset": "vocal"}).json()["job_id"]
     job = wait_job(api, acc.headers, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "invalid_audio" and job["results"] == []
-    b = acc.balance()
+    b = acc.settled_balance()
     assert (b.available, b.reserved, b.spent) == (50, 0, 0)
     assert sorted(e.kind for e in acc.ledger()) == ["grant", "release", "reserve"]
 
@@ -79,7 +79,8 @@ def test_transient_failure_is_retried_then_dead_lettered(api, make_account, stac
     job = wait_job(api, acc.headers, job_id, timeout_s=60)
     assert job["status"] == "failed" and job["error"]["code"] == "processing_failed"
     assert "after 3 attempts" in job["error"]["message"]
-    assert acc.balance().available == 50 and acc.balance().reserved == 0
+    b = acc.settled_balance()
+    assert b.available == 50 and b.reserved == 0
 
     dlq = KafkaConsumer("audio.jobs.requested.dlq", bootstrap_servers=f"127.0.0.1:{stack.kafka_port}",
                         auto_offset_reset="earliest", consumer_timeout_ms=5000, group_id=None)
@@ -137,13 +138,14 @@ def test_cancel_releases_credits_and_stops_the_job(api, make_account, stack):
     if r.status_code == 409:  # the fast test pipeline already finished it
         assert r.json()["error"]["code"] == "invalid_state"
         assert wait_job(api, acc.headers, job_id)["status"] == "completed"
-        assert acc.balance().spent == 1
+        assert acc.settled_balance().spent == 1
         return
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     time.sleep(1.0)
     job = api.get(f"/v1/jobs/{job_id}", headers=acc.headers).json()
     assert job["status"] == "cancelled" and job["results"] == []
-    assert acc.balance().available == 30 and acc.balance().reserved == 0
+    b = acc.settled_balance()
+    assert b.available == 30 and b.reserved == 0
     assert api.post(f"/v1/jobs/{job_id}/cancel", headers=acc.headers).status_code == 409
 
 

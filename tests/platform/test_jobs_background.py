@@ -14,7 +14,7 @@ import time
 import uuid
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from services.common.kafka import ensure_topics, make_producer
 from services.common.migrate import migrated_sessionmaker
@@ -49,14 +49,23 @@ def broker(tmp_path):
     state["proc"].wait(timeout=10)
 
 
-def _keys_on(bootstrap: str, topic: str, want: set[str], timeout_s: float = 20.0) -> set[str]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             group_id=None, consumer_timeout_ms=1000)  # no group: no rebalance to wait for
+def _keys_on(bootstrap: str, topic: str, want: set[str], timeout_s: float = 30.0) -> set[str]:
+    """Keys on every partition of ``topic``, read from the beginning until ``want`` are seen.
+    The partitions are assigned by hand once the broker lists them: no group, no rebalance, and
+    no subscription that a metadata answer from just after a restart could leave empty."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
     try:
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions or ())])
+        consumer.seek_to_beginning()
         while not want <= seen and time.monotonic() < deadline:
-            seen |= {m.key.decode() for m in consumer}
+            for records in consumer.poll(timeout_ms=500).values():
+                seen |= {r.key.decode() for r in records}
     finally:
         consumer.close()
     return seen
