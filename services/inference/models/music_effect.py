@@ -35,7 +35,7 @@ from scipy.ndimage import median_filter
 
 from services.common.audio import resample
 from services.inference.model_client import Model, ModelError, Scalar, Tensors, json_output
-from services.inference.models.settings import BUNDLED_WEIGHTS, model_settings
+from services.inference.models.settings import BUNDLED_WEIGHTS, model_settings, onnx_session
 from services.inference.separation.baseline import music_mask as baseline_mask
 from services.inference.separation.stft import istft, stft, transfer_mask
 
@@ -59,12 +59,7 @@ class MusicEffectSeparator(Model):
 
     def load(self) -> None:
         if self.weights.exists():
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = model_settings().cpu_threads
-            opts.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(str(self.weights), opts, providers=["CPUExecutionProvider"])
+            self._session = onnx_session(self.weights)
         self.ready = True
 
     @property

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from services.inference.model_client import Model, ModelError, Scalar, Tensors
-from services.inference.models.settings import model_settings
+from services.inference.models.settings import model_settings, onnx_session
 
 RATE = 16000
 CHUNK_S, STEP_S = 10.0, 1.0                          # pyannote's inference settings for this model
@@ -40,16 +40,8 @@ class SpeakerSegmentation(Model):
     name = "speaker_segmentation"
 
     def load(self) -> None:
-        import onnxruntime as ort
-
-        settings = model_settings()
-        path = settings.models_dir / "segmentation" / "segmentation.onnx"
-        if not path.exists():
-            raise ModelError(f"{path} is missing: run `make models` (tools/segmentation_export.py builds it)")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = settings.cpu_threads
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(model_settings().models_dir / "segmentation" / "segmentation.onnx",
+                                     "tools/segmentation_export.py")
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:

@@ -35,3 +35,17 @@ class ModelSettings(BaseSettings):
 def model_settings() -> ModelSettings:
     """Read when a model is built (cheap), so a Triton backend that sets them first is honoured."""
     return ModelSettings()
+
+
+def onnx_session(path: Path, built_by: str | None = None):
+    """A CPU onnxruntime session on ``path`` with this deployment's thread count. A missing
+    graph is a FileNotFoundError naming ``built_by``, the install step that makes it; the model
+    client then reports the model as not served here."""
+    import onnxruntime as ort
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing" + (f": run `make models` ({built_by} builds it)" if built_by else ""))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = model_settings().cpu_threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from services.inference.model_client import Model, ModelError, Scalar, Tensors
-from services.inference.models.settings import model_settings
+from services.inference.models.settings import model_settings, onnx_session
 
 RATE = 16000
 FRAME, HOP, NFFT, NMELS = 400, 160, 512, 80
@@ -69,16 +69,8 @@ class SpeakerEmbedding(Model):
     dim = 192
 
     def load(self) -> None:
-        import onnxruntime as ort
-
-        settings = model_settings()
-        path = settings.models_dir / "campplus" / "campplus.onnx"
-        if not path.exists():
-            raise ModelError(f"{path} is missing: run `make models` (tools/campplus_export.py builds it)")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = settings.cpu_threads
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(model_settings().models_dir / "campplus" / "campplus.onnx",
+                                     "tools/campplus_export.py")
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
