@@ -5,7 +5,8 @@ and CAM++ windows, and saved to ``var/diarize-cache/<calib-v2|eval>/<k>.npz`` wi
 its audio and its DeepFilterNet3-denoised audio, and two sets of speech regions, windows and
 embeddings (of the input and of the denoised audio in the same windows): VAD on the input (what
 the baseline and Whisper use) and VAD on the denoised audio (what the pipeline's speaker turns
-used before the segmentation model; its turns are computed when scored). A sweep then costs seconds, not a Whisper run per setting. The labels per window give the
+used before the segmentation model). The pipeline's windows and turns now come from that model;
+they and their embeddings are computed when scored. A sweep then costs seconds, not a Whisper run per setting. The labels per window give the
 same turns as the pipeline (``bench.diarize_heldout.window_turns`` is the pipeline's rule), so
 the DER here is the pipeline's DER with the estimated count.
 
@@ -54,11 +55,22 @@ class Item:
     _turns: list[tuple[float, float]] | None = None
 
     def pipeline(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
-        """As the pipeline works: turns over the speech the segmentation model hears in the
-        denoised audio, labelled by the windows over the input's speech, whose embeddings are the
-        sums of input and denoised CAM++."""
+        """As the pipeline works: windows and turns over the speech the segmentation model hears
+        in the denoised audio; each window's embedding the sum of input and denoised CAM++
+        (computed here, not cached: the cache holds the windows of the VAD speech)."""
+        regions = self.turn_regions()
+        windows = speaker_windows(regions)
+        if len(windows) == 0:
+            return regions, windows, np.zeros((0, 192), np.float32)
+        e = sum(_models().infer("speaker_embedding", {"audio": x.astype(np.float32), "windows": windows})["embeddings"]
+                for x in (self.audio, self.denoised))
+        return regions, windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+
+    def vad_pipeline(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+        """The pipeline before the segmentation model: turns over the denoised audio's VAD speech,
+        windows over the input's, cached embeddings summed."""
         e = self.emb + self.emb_dfn
-        return self.turn_regions(), self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+        return self.cregions, self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
 
     def turn_regions(self) -> list[tuple[float, float]]:
         """The pipeline's turn extent: ``speaker_segmentation`` on the denoised audio, in the
@@ -134,8 +146,8 @@ def load_set(role: str, n: int) -> list[Item]:
 
 def report(items: list[Item]) -> None:
     """Pooled DER and exact counts per group: the fixed-cut baseline, the pipeline before issue
-    16's denoised front end (input VAD and CAM++), the pipeline with its turns cut by the VAD of
-    the denoised audio (before the segmentation model), and the pipeline now."""
+    16's denoised front end (input VAD and CAM++), the pipeline before the segmentation model
+    (windows on the input's VAD speech, turns on the denoised audio's), and the pipeline now."""
     from bench.diarize_heldout import baseline_labels, window_turns
     from services.inference.diarization.clustering import cluster
     from tools.metrics import der
@@ -144,10 +156,8 @@ def report(items: list[Item]) -> None:
     for it in items:
         runs = {"baseline": (it.regions, it.windows, baseline_labels(it.emb)),
                 "before": (it.regions, it.windows, cluster(it.emb))}
-        regions, windows, emb = it.pipeline()
-        labels = cluster(emb) if len(emb) else np.zeros(0, np.int64)
-        runs["Timbr"] = (regions, windows, labels)
-        runs["VAD turns"] = (it.cregions, windows, labels)
+        for name, (regions, windows, emb) in (("Timbr", it.pipeline()), ("VAD speech", it.vad_pipeline())):
+            runs[name] = (regions, windows, cluster(emb) if len(emb) else np.zeros(0, np.int64))
         rows.append((it, {k: (der(it.ref, window_turns(r, w, lab)), len(set(lab.tolist())))
                           for k, (r, w, lab) in runs.items()}))
     groups = {"all": lambda it: True, "SNR < 10 dB": lambda it: it.snr_db < 10,
@@ -159,7 +169,7 @@ def report(items: list[Item]) -> None:
         sub = [r for r in rows if sel(r[0])]
         tot = sum(r[1]["Timbr"][0]["scored_s"] for r in sub)
         cells = []
-        for k in ("Timbr", "VAD turns", "before", "baseline"):
+        for k in ("Timbr", "VAD speech", "before", "baseline"):
             d = {m: sum(r[1][k][0][m] * r[1][k][0]["scored_s"] for r in sub) / tot
                  for m in ("der", "miss", "false_alarm", "confusion")}
             exact = sum(r[1][k][1] == r[0].n_speakers for r in sub)

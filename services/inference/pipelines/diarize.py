@@ -8,18 +8,18 @@ Steps (each reports progress through ``ctx.hook``):
                   ``DENOISE_CONTEXT_S`` of the previous block as warm-up) into a second one;
 2. ``vad``        per block, through the chosen detector (``vad_ten`` / ``vad_silero`` /
                   ``vad_webrtc``), then ``speech_regions`` applies threshold, minimum speech and
-                  minimum silence exactly, on the input, for Whisper and the speaker windows
-                  (``speech_regions`` in the result); the extent of the speaker turns is the
-                  speech that the speaker-segmentation model (``speaker_segmentation``) hears in
-                  the denoised audio, with the same minimum speech and silence (it misses less of
-                  a recorded voice than a VAD, and noise and music beds make far fewer false
-                  alarms in denoised audio); where that model is not served, the chosen detector
-                  on the denoised audio;
+                  minimum silence exactly, on the input, for Whisper (``speech_regions`` in the
+                  result); the speaker windows and turns cover the speech that the
+                  speaker-segmentation model (``speaker_segmentation``) hears in the denoised
+                  audio, with the same minimum speech and silence (it misses less of a recorded
+                  voice than a VAD, and noise and music beds make far fewer false alarms in
+                  denoised audio); where that model is not served, the chosen detector on the
+                  denoised audio;
 3. ``transcribe`` the padded speech regions decoded by Whisper as one stream, the way it
                   decodes a whole file (seeking on after an early stop, conditioned on the
                   previous text), language detected once on the first 30 s of speech when
                   ``auto``, word timestamps, hallucinated segments dropped (``diarization.guard``);
-4. ``embed``      CAM++ embeddings of 1.5 s windows over the speech, of the input and of the
+4. ``embed``      CAM++ embeddings of 1.5 s windows over the turns' speech, of the input and of the
                   denoised audio, summed: noise lowers a voice's similarity to itself less in
                   the sum than in either (calibrated on the calib split, docs/diarize.md);
 5. ``cluster``    spectral clustering: exactly ``num_speakers``, or a count estimated within
@@ -96,7 +96,7 @@ class DiarizePipeline(Pipeline):
         with _timed(timings, "transcribe"):                               # 3. segments with words, file times
             lang_info, segments, dropped = self._transcription(ctx, audio, regions, language, srt_cues)
         with _timed(timings, "embed"):                                    # 4. windows (n, 2) -> (n, 192)
-            windows = speaker_windows(regions)
+            windows = speaker_windows(turn_regions)
             emb = self._embed(ctx, audio, clean, windows)
         with _timed(timings, "cluster"):                                  # 5. labels (n,) on a timeline
             timeline = self._cluster(ctx, params, windows, emb)
@@ -126,7 +126,7 @@ class DiarizePipeline(Pipeline):
 
     def _speech(self, ctx: JobContext, params: DiarizeParams, srt_cues: list[Cue] | None):
         """Decode with VAD per block: (input audio, denoised audio, the input's speech regions for
-        Whisper and the speaker windows, the denoised audio's for the turns), both by the VAD
+        Whisper, the denoised audio's for the speaker windows and turns), both by the VAD
         options (inside the cues, if any)."""
         audio, clean, (probs, hop), (turn_probs, turn_hop, turn_model) = self._decode(ctx, VAD_MODELS[params.vad_type])
         opts = VadOptions(params.vad_threshold, params.vad_min_speech_duration, params.vad_min_silence_duration)
