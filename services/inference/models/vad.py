@@ -28,7 +28,9 @@ from services.inference.model_client import Model, ModelError, Scalar, Tensors
 RATE = 16000
 
 
-def _mono16k(inputs: Tensors) -> np.ndarray:
+def mono16k(inputs: Tensors) -> np.ndarray:
+    """The ``audio`` input as float32 samples: 1-D, mono 16 kHz (the contract of every model that
+    reads speech at 16 kHz), or a ModelError."""
     audio = inputs.get("audio")
     if audio is None or audio.ndim != 1:
         raise ModelError("input 'audio' must be a 1-D float32 array of 16 kHz samples")
@@ -50,7 +52,7 @@ class TenVad(Model):
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
-        audio = _mono16k(inputs)
+        audio = mono16k(inputs)
         n = len(audio) // self.hop
         pcm = (np.clip(audio[: n * self.hop], -1.0, 1.0) * 32767.0).astype(np.int16)
         vad = self._cls(self.hop, 0.5)  # its own threshold is unused: we read the probability
@@ -71,7 +73,7 @@ class SileroVad(Model):
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
-        audio = _mono16k(inputs)
+        audio = mono16k(inputs)
         n = len(audio) // self.hop
         if n == 0:
             return _out(np.zeros(0, np.float32), self.hop / RATE)
@@ -90,7 +92,7 @@ class WebrtcVad(Model):
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
-        audio = _mono16k(inputs)
+        audio = mono16k(inputs)
         n = len(audio) // self.hop
         pcm = (np.clip(audio[: n * self.hop], -1.0, 1.0) * 32767.0).astype("<i2")
         probs = np.empty(n, np.float32)
