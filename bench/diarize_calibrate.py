@@ -8,9 +8,11 @@ calib ambience and music), embeds them once and caches them in ``var/diarize-cac
   on the input's VAD regions and CAM++ embeddings;
 - what the pipeline clusters: VAD on the input or on the DeepFilterNet3-denoised audio, CAM++
   of the input, of the denoised audio or their sum, turns cut from either VAD;
-- the pipeline's neighbour graph in services/inference/diarization/clustering.py: its neighbour
-  count (``MIN_KEEP``) and whether a link weighs 1 or its cosine (``WEIGHTED``), with the
-  windows on the input's VAD or on the denoised audio's.
+- the pipeline's neighbour graph in services/inference/diarization/clustering.py: its least
+  neighbour count (``MIN_KEEP``), how many counts from there NME-SC chooses among
+  (``KEEP_CHOICES``; 1 = that count alone) and whether a link weighs 1 or its cosine
+  (``WEIGHTED``), with the windows on the segmentation model's speech (the pipeline) or on the
+  denoised audio's VAD speech.
 It prints DER (no collar, overlap counted; speaker labels per window, so Whisper plays no part)
 and the share of exact counts (with the under- and over-counts) for each setting.
 
@@ -44,7 +46,7 @@ FEATURES: dict[str, Features] = {
     "denoised VAD, input CAM++": lambda it: (it.cregions, it.cwindows, it.cemb),
     "denoised VAD, denoised CAM++": lambda it: (it.cregions, it.cwindows, it.cemb_dfn),
     "denoised VAD, sum": lambda it: (it.cregions, it.cwindows, _unit(it.cemb + it.cemb_dfn)),
-    "input VAD, sum, turns on denoised VAD (pipeline)": Item.pipeline,
+    "segmentation speech, sum (pipeline)": Item.pipeline,
 }
 
 
@@ -76,15 +78,25 @@ def main() -> None:
     print(f"calib: {len(data)} conversations, {sum(len(x.audio) for x in data) / 16000:.0f} s")
     for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
         print(_line(f"baseline cut {t:.2f}", score(data, lambda e, t=t: baseline_labels(e, t))), flush=True)
-    for name, features in FEATURES.items():
-        print(_line(f"spectral, {name}", score(data, clustering.cluster, features)), flush=True)
-    for name in ("input VAD, sum, turns on denoised VAD (pipeline)", "denoised VAD, sum"):
+    features = {name: _once(f, data) for name, f in FEATURES.items()}   # the pipeline's embeds once
+    for name, f in features.items():
+        print(_line(f"spectral, {name}", score(data, clustering.cluster, f)), flush=True)
+    for name in ("segmentation speech, sum (pipeline)", "denoised VAD, sum"):
         for weighted in (False, True):
-            for keep in (5, 6, 7, 8, 10, 12, 15):
-                with mock.patch.object(clustering, "MIN_KEEP", keep), \
-                        mock.patch.object(clustering, "WEIGHTED", weighted):
-                    result = score(data, clustering.cluster, FEATURES[name])
-                print(_line(f"{name[:22]}, WEIGHTED {weighted!s:5} MIN_KEEP {keep:2d}", result), flush=True)
+            for choices in (1, 5):
+                for keep in (5, 6, 7, 8, 10, 12):
+                    with mock.patch.object(clustering, "MIN_KEEP", keep), \
+                            mock.patch.object(clustering, "KEEP_CHOICES", choices), \
+                            mock.patch.object(clustering, "WEIGHTED", weighted):
+                        result = score(data, clustering.cluster, features[name])
+                    print(_line(f"{name[:19]}, WEIGHTED {weighted!s:5} MIN_KEEP {keep:2d} "
+                                f"KEEP_CHOICES {choices}", result), flush=True)
+
+
+def _once(features: Features, data: list[Item]) -> Features:
+    """``features`` computed once per conversation (the pipeline's embeds CAM++ when called)."""
+    done = {id(it): features(it) for it in data}
+    return lambda it: done[id(it)]
 
 
 if __name__ == "__main__":

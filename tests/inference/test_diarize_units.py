@@ -171,6 +171,27 @@ def test_clustering_count_survives_lower_similarity():
     assert all(len(set(labels[truth == k])) == 1 for k in range(4))
 
 
+def test_link_count_is_nme_sc_choice():
+    """The graph's link count is the one among MIN_KEEP..MIN_KEEP+4 with the smallest ratio of
+    links to normalised maximum eigengap; short inputs link to a third of their windows."""
+    from services.inference.diarization import clustering as cl
+
+    emb, _ = _voices(4, 15, 1.4, seed=5)
+    sim, kmax = emb @ emb.T, 20
+
+    def ratio(keep):
+        vals = np.linalg.eigvalsh(cl._pruned_laplacian(sim, keep))
+        return keep / (np.diff(vals[: kmax + 1]).max() / vals[-1])
+
+    candidates = range(cl.MIN_KEEP, cl.MIN_KEEP + cl.KEEP_CHOICES)
+    ratios = [ratio(k) for k in candidates]
+    keep, vals, _ = cl.nme_graph(sim, kmax)
+    assert keep == candidates[int(np.argmin(ratios))]
+    np.testing.assert_allclose(vals, np.linalg.eigvalsh(cl._pruned_laplacian(sim, keep)), atol=1e-8)
+    assert max(ratios) > min(ratios) * 1.05          # the choice is not a tie
+    assert cl.nme_graph(emb[:12] @ emb[:12].T, 4)[0] == 4     # 12 windows: 4 links, no choice
+
+
 def test_clustering_honours_min_and_max_speakers():
     emb, _ = _voices(4, 15, 0.6, seed=1)
     assert len(set(cluster(emb))) == 4

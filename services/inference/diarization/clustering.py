@@ -4,12 +4,16 @@ Windows: 1.5 s long, 0.75 s hop, inside each speech region (a region shorter tha
 gets one window of its own length, if at least ``MIN_WINDOW``).
 
 Clustering of the L2-normalised CAM++ embeddings: spectral clustering of the graph that links
-each window to its ``MIN_KEEP`` most similar windows. The count is the largest eigengap of
+each window to its ``keep`` most similar windows. The count is the largest eigengap of
 that graph's Laplacian (``num_speakers`` fixes it; ``min_speakers`` / ``max_speakers`` bound
 it), k-means on the leading eigenvectors gives the labels. Only the ranking of similarities
 matters, so noise that lowers a voice's similarity to itself (10 dB SNR: 0.55 instead of 0.7)
-no longer splits it as a fixed merge threshold did. ``MIN_KEEP`` was calibrated on the calib
-split (bench/diarize_calibrate.py, docs/diarize.md).
+no longer splits it as a fixed merge threshold did. ``keep`` is chosen per input among
+``KEEP_CHOICES`` counts from ``MIN_KEEP`` up, as NME-SC does (Park et al. 2019, "Auto-tuning
+spectral clustering for speaker diarization using normalized maximum eigengap"): the one
+whose largest eigengap, relative to the largest eigenvalue, is widest for the links it
+needs. Both constants were calibrated on the calib split (bench/diarize_calibrate.py,
+docs/diarize.md); NME-SC's full range (down to 2 links) fragments short inputs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 WINDOW, HOP, MIN_WINDOW = 1.5, 0.75, 0.4
-MIN_KEEP = 7             # each window links to its 7 most similar windows (calibrated) ...
+MIN_KEEP = 6             # each window links to its 6..10 most similar windows (calibrated) ...
+KEEP_CHOICES = 5         # ... NME-SC picks the count per input among 5 (calibrated) ...
 WEIGHTED = False         # ... each link weighing 1 (False) or its cosine (True) (calibrated)
 KEEP_SHARE = 0.02        # ... or 2 % of them on long inputs (3D-Speaker's share; not calibrated)
 MIN_WINDOWS = 3          # at most one speaker per 3 windows (a speaker needs ~3 s of speech)
@@ -62,6 +67,24 @@ def _pruned_laplacian(sim: np.ndarray, keep: int) -> np.ndarray:
     return np.diag(aff.sum(1)) - aff
 
 
+def nme_graph(sim: np.ndarray, kmax: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The link count NME-SC prefers and its graph's eigenvalues and vectors: among
+    ``KEEP_CHOICES`` counts, the smallest ratio of links to normalised maximum eigengap
+    (the largest gap among the first ``kmax + 1`` eigenvalues over the largest eigenvalue)."""
+    n = len(sim)
+    # Fewer neighbours than the windows of one voice: short inputs link to n / MIN_WINDOWS.
+    cap = max(2, min(n - 1, n // MIN_WINDOWS))
+    first = min(cap, max(MIN_KEEP, round(KEEP_SHARE * n)))
+    best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+    for keep in range(first, min(cap, first + KEEP_CHOICES - 1) + 1):
+        vals, vecs = np.linalg.eigh(_pruned_laplacian(sim, keep))
+        gap = float(np.diff(vals[: kmax + 1]).max()) / max(float(vals[-1]), 1e-10)
+        ratio = keep / max(gap, 1e-10)
+        if best is None or ratio < best[0]:
+            best = (ratio, keep, vals, vecs)
+    return best[1], best[2], best[3]
+
+
 def _spectral(emb: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Spectral clustering of the nearest-neighbour graph; the count is the largest gap among
     the smallest eigenvalues of its Laplacian (at most one speaker per ``MIN_WINDOWS``
@@ -70,10 +93,8 @@ def _spectral(emb: np.ndarray, lo: int, hi: int) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     n = len(emb)
-    # Fewer neighbours than the windows of one voice: short inputs link to n / MIN_WINDOWS.
-    keep = max(2, min(n - 1, n // MIN_WINDOWS, max(MIN_KEEP, round(KEEP_SHARE * n))))
-    vals, vecs = np.linalg.eigh(_pruned_laplacian(emb @ emb.T, keep))
     kmax = max(1, min(MAX_SPEAKERS, n // MIN_WINDOWS, n - 1))
+    _, vals, vecs = nme_graph(emb @ emb.T, kmax)
     k = 1 + int(np.argmax(np.diff(vals[: kmax + 1])))
     k = min(max(k, lo), hi)
     if k == 1:
