@@ -14,13 +14,15 @@ When the jobs service or the broker is away (``DependencyUnavailable``), the wor
 exit: it rewinds to the request, waits (backoff doubling up to a cap) and hands it off again;
 the runner's ``Publisher`` has already dropped a failed producer, so the retry builds a new one.
 A broker that lost its log and its group's commits (the development memory broker after a
-restart) is noticed while idle: such partitions are read again from the start
-(``rewind_lost_commits``), so new requests there are not skipped; ended jobs among the old ones
-are skipped by the runner.
+restart) is noticed while idle (``lost_commits``): the worker then closes its consumer and
+builds a new one, which reads from the start, so new requests there are not skipped (a consumer
+that lived through the restart fetched nothing more); ended jobs among the old ones are skipped
+by the runner.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +31,7 @@ from google.protobuf.message import DecodeError
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from services.common.kafka import make_consumer, rewind_lost_commits
+from services.common.kafka import lost_commits, make_consumer
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_REQUESTED
@@ -54,8 +56,11 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
+    def _consumer(self):
+        return make_consumer(self.bootstrap, self.group, TOPIC_REQUESTED, client_id=self.client_id)
+
     def run(self) -> None:
-        consumer = make_consumer(self.bootstrap, self.group, TOPIC_REQUESTED, client_id=self.client_id)
+        consumer = self._consumer()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
         log.info("worker.started", group=self.group, job_types=self.runner.job_types,
                  pipelines=sorted(self.runner.pipelines))
@@ -69,7 +74,10 @@ class Worker:
                         self._deliver(consumer, executor, tp, record)
                 if not batch and time.monotonic() - checked_at >= 5.0:
                     checked_at = time.monotonic()
-                    self._rewind_lost_commits(consumer)
+                    if self._broker_lost_commits(consumer):
+                        with contextlib.suppress(Exception):   # it is being thrown away
+                            consumer.close()
+                        consumer = self._consumer()   # reads from the start: the group has no commits
         finally:
             self.consuming.clear()
             executor.shutdown(wait=True)
@@ -77,14 +85,17 @@ class Worker:
             self.runner.publisher.close()
 
     @staticmethod
-    def _rewind_lost_commits(consumer) -> None:
-        """Requests of partitions whose commits the broker lost are read again from the start
-        (a job that ended is skipped by the runner), or new requests there would be skipped."""
+    def _broker_lost_commits(consumer) -> bool:
+        """Did the broker lose the group's commits? Then the requests are read again from the start
+        by a new consumer (a job that ended is skipped by the runner), or new ones would be missed."""
         try:
-            for partition in rewind_lost_commits(consumer):
-                log.warning("worker.commit_lost", partition=partition)
+            lost = lost_commits(consumer)
         except KafkaError as exc:
             log.warning("worker.rewind_check_failed", error=repr(exc))
+            return False
+        if lost:
+            log.warning("worker.commit_lost", partitions=lost)
+        return bool(lost)
 
     def _deliver(self, consumer, executor: ThreadPoolExecutor, tp, record) -> None:
         """Hand one request to the runner until it is done, then commit it."""

@@ -31,7 +31,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select
 
-from services.common.kafka import ensure_topics, make_consumer, make_producer, rewind_lost_commits
+from services.common.kafka import ensure_topics, lost_commits, make_consumer, make_producer
 from services.common.logging import get_logger
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_REPORTS
@@ -134,8 +134,9 @@ class EventConsumer(Loop):
         consumer = self._consumer
         try:
             batch = consumer.poll(timeout_ms=500, max_records=50)
-            if not batch:
-                self._rewind_past_end(consumer)
+            if not batch and self._broker_lost_commits(consumer):
+                self._drop_consumer()          # the next step reads from the start with a new one
+                return False
         except KafkaError:
             self._drop_consumer()
             raise
@@ -167,14 +168,16 @@ class EventConsumer(Loop):
             raise
         return bool(batch)
 
-    def _rewind_past_end(self, consumer, every_s: float = 5.0) -> None:
-        """While idle, every few seconds: partitions whose commits the broker lost are read again
-        from the start (``rewind_lost_commits``; re-applying events changes nothing)."""
+    def _broker_lost_commits(self, consumer, every_s: float = 5.0) -> bool:
+        """While idle, every few seconds: did the broker lose the group's commits (``lost_commits``;
+        re-applying events changes nothing)?"""
         if time.monotonic() - self._checked_at < every_s or not consumer.assignment():
-            return
+            return False
         self._checked_at = time.monotonic()
-        for partition in rewind_lost_commits(consumer, KAFKA_CALL_MS):
-            log.warning("events.commit_lost", partition=partition)
+        lost = lost_commits(consumer, KAFKA_CALL_MS)
+        if lost:
+            log.warning("events.commit_lost", partitions=lost)
+        return bool(lost)
 
     def _drop_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None

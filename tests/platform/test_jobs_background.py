@@ -186,3 +186,52 @@ def test_events_consumer_reads_on_after_the_broker_lost_its_log(broker):
     finally:
         consumer.stop()
         consumer.join(timeout=15)
+
+
+class _Handled:
+    """The worker's view of a runner: records the requests handed to it."""
+
+    def __init__(self) -> None:
+        self.job_ids: list[str] = []
+        self.job_types, self.pipelines = ["enhance"], {}
+        self.publisher = self
+
+    def handle(self, request: events_pb2.JobRequested) -> None:
+        self.job_ids.append(request.job_id)
+
+    def close(self) -> None:
+        pass
+
+
+def test_worker_takes_requests_sent_after_the_broker_lost_its_log(broker):
+    """The development broker restarts empty under an idle worker: its consumer, whose commits
+    the broker lost, is rebuilt and takes the request sent after the restart. A consumer that
+    only seeks back to offset 0 fetched nothing more (a fault-stack run swept the job created
+    after a broker restart as never started)."""
+    from services.inference.worker import Worker
+
+    bootstrap, restart = broker
+
+    def send(job_ids):
+        producer = make_producer(bootstrap)
+        for job_id in job_ids:
+            producer.send(TOPIC_REQUESTED, key=job_id,
+                          value=events_pb2.JobRequested(job_id=job_id, job_type="enhance").SerializeToString())
+        producer.flush(timeout=10)
+        producer.close()
+
+    runner = _Handled()
+    worker = Worker(runner, bootstrap, group=f"workers-{uuid.uuid4().hex[:6]}", client_id="test-worker")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    before = [f"job_r{i}" for i in range(6)]
+    send(before)
+    thread.start()
+    try:
+        _wait(lambda: set(before) <= set(runner.job_ids), 30, "requests taken before the restart")
+        restart()
+        ensure_topics(bootstrap)
+        send(["job_after"])
+        _wait(lambda: "job_after" in runner.job_ids, 45, "a request sent after the broker restart taken")
+    finally:
+        worker.stop()
+        thread.join(timeout=15)
