@@ -157,35 +157,46 @@ class _Records:
         return "applied"
 
 
+def _reads_on_across_a_restart(broker, topic: str, value, start, seen) -> None:
+    """Six records, read; the broker restarted empty; one more record, read too. ``value(key)``
+    builds a record, ``start()`` starts the reader and returns its stop, ``seen()`` the keys read."""
+    bootstrap, restart = broker
+
+    def send(keys):
+        producer = make_producer(bootstrap)
+        for key in keys:
+            producer.send(topic, key=key, value=value(key))
+        producer.flush(timeout=10)
+        producer.close()
+
+    before = [f"job_b{i}" for i in range(6)]
+    send(before)
+    stop = start(bootstrap)
+    try:
+        _wait(lambda: set(before) <= set(seen()), 30, "records read before the restart")
+        restart()
+        ensure_topics(bootstrap)
+        send(["job_after"])
+        _wait(lambda: "job_after" in seen(), 45, "a record sent after the broker restart read")
+    finally:
+        stop()
+
+
 def test_events_consumer_reads_on_after_the_broker_lost_its_log(broker):
     """The development broker restarts empty: the consumer's positions, whose commits the broker
     lost, are reset, so the events sent after the restart are applied (a COMPLETED event was not,
     and the job was swept as if no worker had run it). job_after lands on the partition that held
     one event (job_b0), at offset 0: the new end equals the old position, so the position alone
     would never show the loss (the bug behind this test's old xfail)."""
-    bootstrap, restart = broker
-
-    def send(job_ids):
-        producer = make_producer(bootstrap)
-        for job_id in job_ids:
-            producer.send(TOPIC_REPORTS, key=job_id, value=events_pb2.JobEvent(job_id=job_id).SerializeToString())
-        producer.flush(timeout=10)
-        producer.close()
-
-    before = [f"job_b{i}" for i in range(6)]
-    send(before)
     service = _Records()
-    consumer = EventConsumer(service, bootstrap, group=f"jobs-{uuid.uuid4().hex[:6]}")
-    consumer.start()
-    try:
-        _wait(lambda: set(before) <= set(service.applied), 30, "events applied before the restart")
-        restart()
-        ensure_topics(bootstrap)
-        send(["job_after"])
-        _wait(lambda: "job_after" in service.applied, 45, "an event sent after the broker restart applied")
-    finally:
-        consumer.stop()
-        consumer.join(timeout=15)
+
+    def start(bootstrap):
+        consumer = EventConsumer(service, bootstrap, group=f"jobs-{uuid.uuid4().hex[:6]}")
+        consumer.start()
+        return lambda: (consumer.stop(), consumer.join(timeout=15))
+
+    _reads_on_across_a_restart(broker, TOPIC_REPORTS, lambda key: events_pb2.JobEvent(job_id=key).SerializeToString(),
+                               start, lambda: service.applied)
 
 
 class _Handled:
@@ -210,28 +221,15 @@ def test_worker_takes_requests_sent_after_the_broker_lost_its_log(broker):
     after a broker restart as never started)."""
     from services.inference.worker import Worker
 
-    bootstrap, restart = broker
-
-    def send(job_ids):
-        producer = make_producer(bootstrap)
-        for job_id in job_ids:
-            producer.send(TOPIC_REQUESTED, key=job_id,
-                          value=events_pb2.JobRequested(job_id=job_id, job_type="enhance").SerializeToString())
-        producer.flush(timeout=10)
-        producer.close()
-
     runner = _Handled()
-    worker = Worker(runner, bootstrap, group=f"workers-{uuid.uuid4().hex[:6]}", client_id="test-worker")
-    thread = threading.Thread(target=worker.run, daemon=True)
-    before = [f"job_r{i}" for i in range(6)]
-    send(before)
-    thread.start()
-    try:
-        _wait(lambda: set(before) <= set(runner.job_ids), 30, "requests taken before the restart")
-        restart()
-        ensure_topics(bootstrap)
-        send(["job_after"])
-        _wait(lambda: "job_after" in runner.job_ids, 45, "a request sent after the broker restart taken")
-    finally:
-        worker.stop()
-        thread.join(timeout=15)
+
+    def start(bootstrap):
+        worker = Worker(runner, bootstrap, group=f"workers-{uuid.uuid4().hex[:6]}", client_id="test-worker")
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        return lambda: (worker.stop(), thread.join(timeout=15))
+
+    _reads_on_across_a_restart(
+        broker, TOPIC_REQUESTED,
+        lambda key: events_pb2.JobRequested(job_id=key, job_type="enhance").SerializeToString(),
+        start, lambda: runner.job_ids)
