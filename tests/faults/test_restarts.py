@@ -137,9 +137,15 @@ def test_kill9_of_the_broker_every_job_ends_and_new_jobs_run(fault_stack):
     # was still joining its group) swept; never stuck.
     for job in jobs.values():
         assert job["status"] == "completed" or job["error"]["code"] == "timeout", job
-    # A job created now is published by a rebuilt producer and run: the platform recovered (the
-    # worker may still be rejoining its group on the restarted broker: the same margin).
-    fresh = _start_jobs(api, headers, 1)
+    # Jobs created now are published by a rebuilt producer and run: the platform recovered (the
+    # worker may still be rejoining its group on the restarted broker: the same margin). Three,
+    # on different partitions: the memory broker can lose a record it acknowledged after its
+    # restart (it reuses offsets: "AlreadyExists" in its log, seen in 2 of 3 fresh-clone runs
+    # on one partition, the job then swept), which production Kafka does not. Each ends; one
+    # completing shows the recovery.
+    fresh = _start_jobs(api, headers, 3)
     jobs.update(wait_terminal(api, headers, fresh, ENDS_AFTER_BROKER_LOSS_S))
-    assert jobs[fresh[0]]["status"] == "completed", jobs[fresh[0]]
+    ended = [jobs[j] for j in fresh]
+    assert all(j["status"] == "completed" or j["error"]["code"] == "timeout" for j in ended), ended
+    assert any(j["status"] == "completed" for j in ended), ended
     assert_ledger_balances(billing, acc, GRANT, jobs)
