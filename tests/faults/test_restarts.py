@@ -139,10 +139,10 @@ def test_kill9_of_the_broker_every_job_ends_and_new_jobs_run(fault_stack):
         assert job["status"] == "completed" or job["error"]["code"] == "timeout", job
     # Jobs created now are published by a rebuilt producer and run: the platform recovered (the
     # worker may still be rejoining its group on the restarted broker: the same margin). Three,
-    # on different partitions: the memory broker can lose a record it acknowledged after its
-    # restart (it reuses offsets: "AlreadyExists" in its log, seen in 2 of 3 fresh-clone runs
-    # on one partition, the job then swept), which production Kafka does not. Each ends; one
-    # completing shows the recovery.
+    # on different partitions: after its restart the memory broker reuses offsets ("AlreadyExists"
+    # in its log); in 2 of 3 fresh-clone runs a record sent then (a request, a worker's report)
+    # never reached its consumer and that job was swept. Production Kafka does not do that.
+    # Each ends; one completing shows the recovery.
     fresh = _start_jobs(api, headers, 3)
     jobs.update(wait_terminal(api, headers, fresh, ENDS_AFTER_BROKER_LOSS_S))
     ended = [jobs[j] for j in fresh]
