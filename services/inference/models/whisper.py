@@ -22,21 +22,24 @@ rather than dropping the rest of the window) and is conditioned on the text befo
 the audio inside the clips is decoded. (Batched decoding of independent clips was faster but
 lost every word after an early stop: 35 of 81 words of one 30 s turn.)
 
-Decoding is beam search only (``temperature=0``), never Whisper's sampled fallback: CTranslate2
-samples from a random state per worker thread that cannot be reseeded per call, so with the
-fallback the same file could get other words from one job to the next (on 10 s of synthetic
-music: "J wrong", "y y y", "1-4-4-4-2"...). What the fallback would retry (a repetitive or
-unsure decode) the pipelines' hallucination guard drops. On the held-out one-voice recordings the
-fallback never fired: the same WER with and without it (docs/diarize.md).
+Decoding follows Whisper's own ladder: beam search first, and where a window's text repeats
+itself or the decoder is unsure of it, sampled retries at rising temperature (0.2 ... 1.0), as
+faster-whisper does by default. Without those retries a beam decode that locks into a loop
+(". . . ." over 45 s of noisy speech) lost every word of the window, where the retry found
+them (docs/diarize.md). The retries stay deterministic: CTranslate2 seeds a worker thread's
+random generator once, from a process-wide seed, when that thread first samples; so the seed is
+fixed, and after a call that sampled the model is rebuilt (new worker thread, fresh generator)
+before the next one. The same audio therefore always gets the same words.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +47,7 @@ from services.inference.model_client import Model, ModelError, Scalar, Tensors, 
 from services.inference.models.settings import model_settings
 
 FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+SAMPLING_SEED = 20261203    # CTranslate2's random seed for the sampled retries
 
 
 def assemble_whisper_base(target: Path | None = None) -> Path:
@@ -68,6 +72,41 @@ def assemble_whisper_base(target: Path | None = None) -> Path:
     return target
 
 
+class _Reseeded:
+    """A CTranslate2 Whisper whose sampling starts from the same random state on every call.
+
+    CTranslate2 seeds each worker thread's generator once, on first use, from the process-wide
+    seed: after a call that sampled, :meth:`restart` rebuilds the model (new worker thread). Every
+    other attribute is the wrapped model's, so faster-whisper uses this in its place."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        import ctranslate2
+
+        ctranslate2.set_random_seed(SAMPLING_SEED)
+        self._build = build
+        self._model = build()
+        self._sampled = False
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("sampling_topk", 1) != 1:    # faster-whisper's retries sample from all tokens
+            self._sampled = True
+        return self._model.generate(*args, **kwargs)
+
+    @property
+    def sampled(self) -> bool:
+        """Whether a call since the last restart sampled."""
+        return self._sampled
+
+    def restart(self) -> None:
+        """Fresh random state for the next call (a no-op when the last call did not sample)."""
+        if self._sampled:
+            self._model = self._build()
+            self._sampled = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 class Whisper(Model):
     name = "whisper"
 
@@ -76,11 +115,15 @@ class Whisper(Model):
         self.cpu_threads = cpu_threads or model_settings().cpu_threads
 
     def load(self) -> None:
+        import ctranslate2
         from faster_whisper import WhisperModel
 
-        path = assemble_whisper_base()
-        self._model = WhisperModel(str(path), device="cpu", compute_type="int8",
+        path = str(assemble_whisper_base())
+        self._model = WhisperModel(path, device="cpu", compute_type="int8",
                                    cpu_threads=self.cpu_threads, num_workers=1)
+        # the same settings as WhisperModel's own, rebuilt after a call that sampled
+        self._model.model = _Reseeded(lambda: ctranslate2.models.Whisper(
+            path, device="cpu", compute_type="int8", intra_threads=self.cpu_threads, inter_threads=1))
         self.ready = True
 
     def predict(self, inputs: Tensors, parameters: Mapping[str, Scalar]) -> Tensors:
@@ -103,6 +146,7 @@ class Whisper(Model):
             return {"result": json_output({"language": None if language == "auto" else language,
                                            "language_probability": 0.0, "segments": []})}
         prompt = str(parameters.get("prompt", "")) or None
+        self._model.model.restart()
         segments, info = self._model.transcribe(
             audio,
             language=None if language == "auto" else language,
@@ -111,10 +155,9 @@ class Whisper(Model):
             word_timestamps=True,
             condition_on_previous_text=True,
             initial_prompt=prompt,
-            temperature=0.0,  # deterministic: see the module docstring
         )
         out = []
-        for seg in segments:
+        for seg in segments:  # a generator: decoding (and any sampling) happens in this loop
             out.append({
                 "start": float(seg.start), "end": float(seg.end), "text": seg.text.strip(),
                 "avg_logprob": float(seg.avg_logprob), "no_speech_prob": float(seg.no_speech_prob),
