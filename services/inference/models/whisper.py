@@ -24,12 +24,12 @@ lost every word after an early stop: 35 of 81 words of one 30 s turn.)
 
 Decoding follows Whisper's own ladder: beam search first, and where a window's text repeats
 itself or the decoder is unsure of it, sampled retries at rising temperature (0.2 ... 1.0), as
-faster-whisper does by default. Without those retries a beam decode that locks into a loop
-(". . . ." over 45 s of noisy speech) lost every word of the window, where the retry found
-them (docs/diarize.md). The retries stay deterministic: CTranslate2 seeds a worker thread's
-random generator once, from a process-wide seed, when that thread first samples; so the seed is
-fixed, and after a call that sampled the model is rebuilt (new worker thread, fresh generator)
-before the next one. The same audio therefore always gets the same words.
+faster-whisper does by default. Without those retries a beam decode that locked into a loop
+(". . . .") lost every word of a noisy 50 s recording, where the retry found most of them
+(docs/diarize.md). The retries stay deterministic: CTranslate2 seeds a worker thread's random
+generator once, from a process-wide seed, when that thread first samples; so the seed is fixed,
+and after a call that sampled the model is rebuilt (new worker thread, fresh generator) before
+the next one. The same audio therefore always gets the same words.
 """
 
 from __future__ import annotations
