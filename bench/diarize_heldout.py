@@ -8,7 +8,7 @@ their language).
 
 Baselines, in the same run on the same files:
 - words: faster-whisper base (the same weights) on the whole file, its defaults (beam 5,
-  language detected, conditioned on previous text);
+  language detected, conditioned on previous text; its sampled retries from a fixed random state);
 - speakers: the pipeline's own VAD regions and CAM++ 1.5 s windows, agglomerative clustering
   (cosine, average linkage) cut at one fixed distance, ``BASELINE_THRESHOLD``, the best single
   cut on the calib split (``python -m bench.diarize_calibrate``).
@@ -88,16 +88,16 @@ _WHISPER = None
 
 
 def whisper_whole(audio: np.ndarray) -> str:
-    """Baseline words: faster-whisper base on the whole file, defaults."""
+    """Baseline words: faster-whisper base on the whole file, its defaults (beam 5, sampled retries,
+    language detected), from the same random state on every call (the service's seeded model), so
+    that the baseline repeats from run to run."""
     global _WHISPER
     if _WHISPER is None:
-        from faster_whisper import WhisperModel
+        from services.inference.models.whisper import Whisper
 
-        from services.inference.models.whisper import assemble_whisper_base
-
-        _WHISPER = WhisperModel(str(assemble_whisper_base()), device="cpu", compute_type="int8",
-                                cpu_threads=int(os.environ.get("TIMBR_CPU_THREADS", "2")))
-    segments, _ = _WHISPER.transcribe(audio, beam_size=5)
+        _WHISPER = Whisper(cpu_threads=int(os.environ.get("TIMBR_CPU_THREADS", "2")))
+        _WHISPER.load()
+    segments, _ = _WHISPER.seeded().transcribe(audio, beam_size=5)
     return " ".join(s.text for s in segments)
 
 
