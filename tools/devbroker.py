@@ -18,6 +18,7 @@ except the durability tests. Production points TIMBR_KAFKA_BOOTSTRAP at a real K
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -161,7 +162,25 @@ def start_broker(port: int, log_path: Path | None = None, s3_port: int | None = 
     return proc
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768 and up on Linux).
+
+    A port the kernel picks for ``bind(0)`` comes from the ephemeral range, so between this call
+    and the service's own bind any outgoing connection on the machine could take it as its local
+    port (seen in CI: the jobs service failed to bind, and the test saw another socket on "its"
+    port). Ports below the range are never given to outgoing connections."""
+    rng = random.SystemRandom()
+    while True:
+        port = rng.randrange(10000, 32768)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port

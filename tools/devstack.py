@@ -120,6 +120,7 @@ class Stack:
             self.start_worker()
         for port in ports:
             self._wait(port, timeout_s=300 if port == self.model_grpc_port else 60)
+        self._check_alive()   # an open port may be another process's: each service must still run
         return self
 
     def start_kafka(self) -> subprocess.Popen:
@@ -137,15 +138,18 @@ class Stack:
     def _wait(self, port: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.root}/logs/{name}.log")
+            self._check_alive()
             try:
                 wait_for_port("127.0.0.1", port, timeout_s=0.5)
                 return
             except TimeoutError:
                 continue
         raise TimeoutError(f"port {port} did not open")
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.root}/logs/{name}.log")
 
     def stop(self) -> None:
         # The S3 server last, as the broker may write to it while it stops.

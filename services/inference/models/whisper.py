@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -113,6 +114,7 @@ class Whisper(Model):
     def __init__(self, cpu_threads: int | None = None) -> None:
         super().__init__()
         self.cpu_threads = cpu_threads or model_settings().cpu_threads
+        self._decoding = threading.Lock()   # one transcription at a time: each starts from the seed
 
     def load(self) -> None:
         import ctranslate2
@@ -128,7 +130,7 @@ class Whisper(Model):
 
     def seeded(self) -> Any:
         """The faster-whisper model, its random state fresh, for a caller that wants faster-whisper's
-        own ``transcribe`` with its defaults (the held-out bench's baseline)."""
+        own ``transcribe`` with its defaults (the held-out bench's baseline; one caller at a time)."""
         self._model.model.restart()
         return self._model
 
@@ -152,12 +154,17 @@ class Whisper(Model):
             return {"result": json_output({"language": None if language == "auto" else language,
                                            "language_probability": 0.0, "segments": []})}
         prompt = str(parameters.get("prompt", "")) or None
+        with self._decoding:
+            return self._transcribe(audio, clips, language, prompt, int(parameters.get("beam_size", 5)))
+
+    def _transcribe(self, audio: np.ndarray, clips: np.ndarray, language: str, prompt: str | None,
+                    beam_size: int) -> Tensors:
         self._model.model.restart()
         segments, info = self._model.transcribe(
             audio,
             language=None if language == "auto" else language,
             clip_timestamps=[float(t) for s, e in clips for t in (s, e)],
-            beam_size=int(parameters.get("beam_size", 5)),
+            beam_size=beam_size,
             word_timestamps=True,
             condition_on_previous_text=True,
             initial_prompt=prompt,
