@@ -80,12 +80,12 @@ class _Reseeded:
     seed: after a call that sampled, :meth:`restart` rebuilds the model (new worker thread). Every
     other attribute is the wrapped model's, so faster-whisper uses this in its place."""
 
-    def __init__(self, build: Callable[[], Any]) -> None:
+    def __init__(self, model: Any, build: Callable[[], Any]) -> None:
         import ctranslate2
 
-        ctranslate2.set_random_seed(SAMPLING_SEED)
+        ctranslate2.set_random_seed(SAMPLING_SEED)  # read when a thread first samples: not yet
         self._build = build
-        self._model = build()
+        self._model = model
         self._sampled = False
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
@@ -123,8 +123,8 @@ class Whisper(Model):
         path = str(assemble_whisper_base())
         self._model = WhisperModel(path, device="cpu", compute_type="int8",
                                    cpu_threads=self.cpu_threads, num_workers=1)
-        # the same settings as WhisperModel's own, rebuilt after a call that sampled
-        self._model.model = _Reseeded(lambda: ctranslate2.models.Whisper(
+        # WhisperModel's own CTranslate2 model, rebuilt with its settings after a call that sampled
+        self._model.model = _Reseeded(self._model.model, lambda: ctranslate2.models.Whisper(
             path, device="cpu", compute_type="int8", intra_threads=self.cpu_threads, inter_threads=1))
         self.ready = True
 
