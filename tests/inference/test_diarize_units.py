@@ -10,7 +10,7 @@ import pytest
 from services.inference.diarization.clustering import SpeakerTimeline, cluster, speaker_windows
 from services.inference.diarization.cues import CueStyle, assign_words, build_cues
 from services.inference.diarization.gender import classify, pitch_track
-from services.inference.diarization.guard import hallucination_reason
+from services.inference.diarization.guard import hallucination_reason, hallucination_reasons
 from services.inference.diarization.srt import Cue, SrtError, format_srt, parse_srt
 from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
 from tests.inference.audiogen import VOICES, speak
@@ -101,6 +101,16 @@ def test_guard_drops_hallucinations_and_keeps_speech():
     assert hallucination_reason(seg("Some words", logprob=-1.2, no_speech=0.7)) == "no_speech"
     assert hallucination_reason(seg("Some words", logprob=-1.6)) == "low_confidence"
     assert hallucination_reason(seg("Some words", prob=0.1)) == "low_confidence"
+
+
+def test_guard_drops_an_unsure_loop_across_segments_and_keeps_a_sure_one():
+    music = [seg("1.0%", logprob=-0.5, no_speech=0.52)] + [seg("2.0%", logprob=-0.46, no_speech=0.52)] * 3
+    assert hallucination_reasons(music) == [None, "repetition", "repetition", "repetition"]
+    alternating = [seg("Press one.", no_speech=0.4), seg("Press two.", no_speech=0.4)] * 3
+    assert hallucination_reasons(alternating) == ["repetition"] * 6
+    said = [seg("Everyone is busy.")] * 3 + [seg("Please hold.")]     # a voice that repeats itself
+    assert hallucination_reasons(said) == [None] * 4
+    assert hallucination_reasons([seg("Hello there.", no_speech=0.5)] * 2) == [None, None]  # twice is no loop
 
 
 # -- cues -------------------------------------------------------------------------------------

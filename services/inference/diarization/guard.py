@@ -9,7 +9,10 @@ until the window ends). A segment is dropped, with its reason kept in the JSON, 
 - the decoder itself did not believe it: no_speech_prob > 0.6 with avg_logprob < -1.0
   (Whisper's silence rule), or avg_logprob < -1.5, or mean word probability < 0.25,
 - it is one of the stock phrases Whisper emits on non-speech *and* the decoder is unsure
-  (avg_logprob < -0.6 or no_speech_prob > 0.3).
+  (avg_logprob < -0.6 or no_speech_prob > 0.3),
+- it is part of a loop across segments (one or two segments' words 3+ times in a row, "2.0%
+  2.0% 2.0%" on music) *and* the decoder is unsure: a person who repeats a sentence three
+  times is heard with confidence (``hallucination_reasons`` sees a decode's segments together).
 """
 
 from __future__ import annotations
@@ -25,13 +28,24 @@ STOCK = {
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
+def _looped(items: list, times: int, longest: int) -> set[int]:
+    """Indices of ``items`` inside a run of one unit of 1..``longest`` items repeated ``times``+
+    times in a row."""
+    out: set[int] = set()
+    for n in range(1, longest + 1):
+        for i in range(max(0, len(items) - n * times + 1)):
+            unit = items[i:i + n]
+            if all(items[i + k * n:i + (k + 1) * n] == unit for k in range(times)):
+                out.update(range(i, i + n * times))
+    return out
+
+
 def _repeats(words: list[str], times: int = 4) -> bool:
-    for n in (1, 2, 3):
-        for i in range(max(0, len(words) - n * times + 1)):
-            gram = words[i:i + n]
-            if all(words[i + k * n:i + (k + 1) * n] == gram for k in range(times)):
-                return True
-    return False
+    return bool(_looped(words, times, 3))
+
+
+def _unsure(seg: dict[str, Any]) -> bool:
+    return seg.get("avg_logprob", 0.0) < -0.6 or seg.get("no_speech_prob", 0.0) > 0.3
 
 
 def hallucination_reason(seg: dict[str, Any]) -> str | None:
@@ -50,6 +64,16 @@ def hallucination_reason(seg: dict[str, Any]) -> str | None:
     probs = [w["probability"] for w in seg.get("words", [])]
     if probs and sum(probs) / len(probs) < 0.25:
         return "low_confidence"
-    if " ".join(tokens) in STOCK and (seg.get("avg_logprob", 0.0) < -0.6 or seg.get("no_speech_prob", 0.0) > 0.3):
+    if " ".join(tokens) in STOCK and _unsure(seg):
         return "stock_phrase"
     return None
+
+
+def hallucination_reasons(segments: list[dict[str, Any]]) -> list[str | None]:
+    """``hallucination_reason`` of each segment of one decode, and the loops across them."""
+    reasons = [hallucination_reason(seg) for seg in segments]
+    keys = [" ".join(_WORD.findall(seg.get("text", "").lower())) for seg in segments]
+    for i in _looped(keys, 3, 2):
+        if reasons[i] is None and keys[i] and _unsure(segments[i]):
+            reasons[i] = "repetition"
+    return reasons
