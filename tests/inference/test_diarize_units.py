@@ -12,7 +12,7 @@ from services.inference.diarization.cues import CueStyle, assign_words, build_cu
 from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason, hallucination_reasons
 from services.inference.diarization.srt import Cue, SrtError, format_srt, parse_srt
-from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
+from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions, unheard
 from tests.inference.audiogen import VOICES, speak
 from tools.metrics import der, wer
 
@@ -63,6 +63,18 @@ def test_speech_clips_pad_merge_and_spans_bound_the_audio():
     pieces = [c for g in groups for c in g if 12.1 <= c[0] < 95.4]
     assert pieces[0][0] == 12.1 and pieces[-1][1] == 95.4
     assert all(a[1] == pytest.approx(b[0]) for a, b in itertools.pairwise(pieces))
+
+
+def test_unheard_finds_the_speech_that_no_word_covers():
+    # words cover 0.3 s either side; the 1.8-5.7 s hole and the region's unheard end are returned
+    assert unheard([(0.0, 10.0)], [(0.5, 1.0), (1.2, 1.5), (6.0, 6.3)]) == [(1.8, 5.7), (6.6, 10.0)]
+    # a hole under a second is a pause, not a skip; a region without words is unheard whole
+    assert unheard([(0.0, 3.0)], [(0.5, 1.0), (1.9, 2.5)]) == []
+    assert unheard([(4.0, 6.0)], []) == [(4.0, 6.0)]
+    # a word "aligned" over 8 s covers at most its first second: the decoder jumped there
+    assert unheard([(0.0, 3.0), (5.0, 9.0)], [(0.2, 0.5), (0.6, 8.5)]) == [(1.9, 3.0), (5.0, 9.0)]
+    # what the hallucination guard dropped was heard (music decoded to "2.0%"): not decoded again
+    assert unheard([(0.0, 10.0)], [(0.5, 1.0)], rejected=[(2.0, 8.0)]) == [(8.0, 10.0)]
 
 
 # -- SRT --------------------------------------------------------------------------------------

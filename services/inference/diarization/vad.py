@@ -71,3 +71,32 @@ def spans(clips: list[tuple[float, float]], max_span: float) -> list[list[tuple[
         else:
             out.append([(s, e)])
     return out
+
+
+def unheard(regions: list[tuple[float, float]], words: list[tuple[float, float]], min_gap: float = 1.0,
+            reach: float = 0.3, longest_word: float = 1.0,
+            rejected: list[tuple[float, float]] = ()) -> list[tuple[float, float]]:
+    """Speech that no word covers, in runs of at least ``min_gap`` seconds: what Whisper skipped.
+
+    A word covers ``reach`` seconds either side of it (pauses between words are speech to a VAD),
+    and at most ``longest_word`` seconds of its own span: a word aligned over several seconds is
+    a sign that the decoder jumped, not that someone drew a word out that long. ``rejected``
+    spans (segments the hallucination guard dropped) count as heard: Whisper decoded them."""
+    cover = sorted([(s - reach, min(e, s + longest_word) + reach) for s, e in words] + list(rejected))
+    out: list[tuple[float, float]] = []
+    k = 0
+    for start, end in regions:
+        t = start
+        while k < len(cover) and cover[k][1] <= t:
+            k += 1
+        j = k
+        while t < end:
+            if j < len(cover) and cover[j][0] < end:
+                gap_end, nxt = cover[j][0], cover[j][1]
+                j += 1
+            else:
+                gap_end, nxt = end, end
+            if gap_end - t >= min_gap:
+                out.append((round(t, 3), round(gap_end, 3)))
+            t = max(t, nxt)
+    return out

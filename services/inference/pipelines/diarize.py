@@ -19,6 +19,8 @@ Steps (each reports progress through ``ctx.hook``):
                   decodes a whole file (seeking on after an early stop, conditioned on the
                   previous text), language detected once on the first 30 s of speech when
                   ``auto``, word timestamps, hallucinated segments dropped (``diarization.guard``);
+                  then every second or more of speech that no word covers (where the decoder
+                  jumped ahead) decoded again on its own, unprompted, and its words merged in;
 4. ``embed``      CAM++ embeddings of 1.5 s windows over the turns' speech, of the input and of the
                   denoised audio, summed: noise lowers a voice's similarity to itself less in
                   the sum than in either (calibrated on the calib split, docs/diarize.md);
@@ -57,9 +59,9 @@ from services.inference.diarization.cues import (
     wrap,
 )
 from services.inference.diarization.gender import classify, pitch_track
-from services.inference.diarization.guard import hallucination_reason
+from services.inference.diarization.guard import hallucination_reasons
 from services.inference.diarization.srt import Cue, SrtError, format_srt, read_srt
-from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions
+from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions, unheard
 from services.inference.errors import InvalidParams, InvalidSrt, ModelNotFound
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
@@ -68,6 +70,8 @@ RATE = 16000
 BLOCK_S = 60                    # decode/VAD block; a multiple of every VAD hop
 SPAN_S = 600.0                  # file seconds handed to Whisper per request (bounded memory)
 PROMPT_CHARS = 200              # previous text carried into the next span
+REDECODE_MIN_S = 1.0            # speech left without words at least this long is decoded again
+REDECODE_PAD_S = 0.5            # audio either side of it that the second decode hears
 EMBED_SPAN_S = 60.0             # audio span per embedding request
 DENOISE_RATE = 48000            # speech_enhancer's rate
 DENOISE_CONTEXT_S = 1.0         # previous audio each block's denoising starts from (model warm-up)
@@ -166,7 +170,7 @@ class DiarizePipeline(Pipeline):
         if srt_cues is not None:
             cues, sentence_cues, out_segments, names = self._label_srt(srt_cues, timeline)
             return cues, sentence_cues, out_segments, names, []
-        words = [w for seg in segments for w in seg["words"]]
+        words = sorted((w for seg in segments for w in seg["words"]), key=lambda w: w["start"])  # gaps re-decoded
         assign_words(words, timeline)
         names = speaker_names(words, [int(x) for x in timeline.labels])
         cues = build_cues(words, names, CueStyle(sentences=False))
@@ -240,25 +244,39 @@ class DiarizePipeline(Pipeline):
                     language: str) -> tuple[list[dict], list[dict]]:
         """Whisper over the padded speech, one stream conditioned on the text before it; the
         audio goes to the model ``SPAN_S`` seconds at a time, each span prompted with the end of
-        the previous span's text."""
+        the previous span's text. Then the speech it skipped, decoded again on its own."""
         groups = spans(speech_clips(regions, duration=len(audio) / RATE), SPAN_S)
         segments, dropped, prompt = [], [], ""
         for g, group in enumerate(groups):
             t0, t1 = group[0][0], group[-1][1]
-            rel = np.array([[s - t0, e - t0] for s, e in group], np.float32)
-            out = parse_json_output(self.models.infer(
-                "whisper", {"audio": np.asarray(audio[int(t0 * RATE):int(np.ceil(t1 * RATE))]), "clips": rel},
-                {"language": language, "prompt": prompt})["result"])
-            for seg in out["segments"]:
-                seg = _shift(seg, t0)
-                reason = hallucination_reason(seg)
-                if reason:
-                    dropped.append({"start": seg["start"], "end": seg["end"], "text": seg["text"], "reason": reason})
-                elif seg["words"]:
-                    segments.append(seg)
+            out = self._decode_span(audio, t0, t1, group, language, prompt)
+            self._guard(out, segments, dropped)
             prompt = " ".join(x["text"] for x in segments[-8:])[-PROMPT_CHARS:]
             ctx.hook("transcribe", completed=g + 1, total=len(groups))
-        return segments, dropped
+        found: list[dict] = []
+        words = [(w["start"], w["end"]) for x in segments for w in x["words"]]
+        for s, e in unheard(regions, words, REDECODE_MIN_S, rejected=[(x["start"], x["end"]) for x in dropped]):
+            t0, t1 = max(0.0, s - REDECODE_PAD_S), min(len(audio) / RATE, e + REDECODE_PAD_S)
+            out = [_inside(x, s, e) for x in self._decode_span(audio, t0, t1, [(t0, t1)], language, "")]
+            self._guard([x for x in out if x["words"]], found, dropped)
+        return sorted(segments + found, key=lambda x: x["start"]), dropped
+
+    def _decode_span(self, audio: np.ndarray, t0: float, t1: float, clips: list[tuple[float, float]],
+                     language: str, prompt: str) -> list[dict]:
+        """Whisper's segments for ``clips`` (file seconds) of the audio t0..t1, in file times."""
+        rel = np.array([[s - t0, e - t0] for s, e in clips], np.float32)
+        out = parse_json_output(self.models.infer(
+            "whisper", {"audio": np.asarray(audio[int(t0 * RATE):int(np.ceil(t1 * RATE))]), "clips": rel},
+            {"language": language, "prompt": prompt})["result"])
+        return [_shift(seg, t0) for seg in out["segments"]]
+
+    @staticmethod
+    def _guard(decoded: list[dict], kept: list[dict], dropped: list[dict]) -> None:
+        for seg, reason in zip(decoded, hallucination_reasons(decoded), strict=True):
+            if reason:
+                dropped.append({"start": seg["start"], "end": seg["end"], "text": seg["text"], "reason": reason})
+            elif seg["words"]:
+                kept.append(seg)
 
     def _embed(self, ctx: JobContext, audio: np.ndarray, clean: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """L2-normalised sum of the windows' embeddings in the input and in the denoised audio."""
@@ -448,6 +466,16 @@ def _shift(seg: dict[str, Any], shift: float) -> dict[str, Any]:
     seg["words"] = [dict(w, start=round(w["start"] + shift, 3), end=round(w["end"] + shift, 3))
                     for w in seg["words"]]
     return seg
+
+
+def _inside(seg: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+    """The segment cut to the words whose middle lies in start..end (a re-decoded gap's padding
+    holds words the first pass already has)."""
+    words = [w for w in seg["words"] if start <= (w["start"] + w["end"]) / 2 <= end]
+    if not words:
+        return dict(seg, words=[], text="")
+    return dict(seg, words=words, start=words[0]["start"], end=words[-1]["end"],
+                text="".join(w["word"] for w in words).strip())
 
 
 def _word_out(w: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
