@@ -109,7 +109,13 @@ def test_guard_drops_hallucinations_and_keeps_speech():
     assert hallucination_reason(seg("♪ ♪ ♪")) == "no_words"
     assert hallucination_reason(seg("I'm going to go to the store. " * 6)) == "repetition"
     assert hallucination_reason(seg("yeah yeah yeah yeah")) == "repetition"
-    assert hallucination_reason(seg("Some words", ratio=2.6)) == "repetition"
+    assert hallucination_reason(seg("Some words", ratio=2.6, logprob=-0.7)) == "repetition"  # its window loops
+    assert hallucination_reason(seg("Press one for sales.", ratio=2.6)) is None   # a menu said again, heard
+    menu = ("нажмите 1 для записи вашего сообщения при статусе недоступен, нажмите 2 для записи вашего "
+            "сообщения при статусе занято, нажмите 3 для записи вашего имени, нажмите 4 для записи "
+            "временного сообщения")     # zlib ratio 2.6 (its UTF-8)
+    assert hallucination_reason(seg(menu, no_speech=0.42)) is None
+    assert hallucination_reason(seg(menu, logprob=-0.7)) == "repetition"
     assert hallucination_reason(seg("Some words", logprob=-1.2, no_speech=0.7)) == "no_speech"
     assert hallucination_reason(seg("Some words", logprob=-1.6)) == "low_confidence"
     assert hallucination_reason(seg("Some words", prob=0.1)) == "low_confidence"

@@ -4,8 +4,12 @@ Whisper invents text on silence, music and noise ("Thank you.", "♪", one phras
 until the window ends). A segment is dropped, with its reason kept in the JSON, when:
 
 - it holds no letter or digit (music notes, punctuation),
-- it repeats itself: its zlib compression ratio is above 2.4 (Whisper's own test) or one
-  word or short phrase occurs 4+ times in a row,
+- it repeats itself: one word or short phrase 4+ times in a row, or its text's zlib
+  compression ratio above 3.0; above 2.4 (Whisper's own retry test), or the whole window's
+  ratio above 2.4, only where the decoder is unsure (avg_logprob < -0.6 or no_speech_prob >
+  0.6). Speech reaches 2.4: a recorded menu ("press 1 to record your message..., press 2 to
+  record...") or a sentence said three times, and a Cyrillic or Greek text sooner, since zlib
+  sees its two-byte UTF-8; Whisper heard those with confidence and keeps its last retry,
 - the decoder itself did not believe it: no_speech_prob > 0.6 with avg_logprob < -1.0
   (Whisper's silence rule), or avg_logprob < -1.5, or mean word probability < 0.25,
 - it is one of the stock phrases Whisper emits on non-speech *and* the decoder is unsure
@@ -25,6 +29,7 @@ STOCK = {
     "thank you", "thanks for watching", "thank you for watching", "please subscribe", "bye",
     "you", "so", "okay", "music", "applause", "subtitles by the amara org community",
 }
+LOOP_RATIO = 3.0     # zlib ratio of a segment's text that no speech reaches: a loop however sure
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -44,8 +49,10 @@ def _repeats(words: list[str], times: int = 4) -> bool:
     return bool(_looped(words, times, 3))
 
 
-def _unsure(seg: dict[str, Any]) -> bool:
-    return seg.get("avg_logprob", 0.0) < -0.6 or seg.get("no_speech_prob", 0.0) > 0.3
+def _unsure(seg: dict[str, Any], no_speech: float = 0.3) -> bool:
+    """The decoder doubted the segment: a low mean log probability, or a likely silence at the
+    window's start (0.3 for short stock phrases; 0.6, Whisper's own threshold, for long text)."""
+    return seg.get("avg_logprob", 0.0) < -0.6 or seg.get("no_speech_prob", 0.0) > no_speech
 
 
 def hallucination_reason(seg: dict[str, Any]) -> str | None:
@@ -54,8 +61,9 @@ def hallucination_reason(seg: dict[str, Any]) -> str | None:
     if not tokens:
         return "no_words"
     raw = text.encode("utf-8")
-    ratio = max(seg.get("compression_ratio", 0.0), len(raw) / max(1, len(zlib.compress(raw))))
-    if ratio > 2.4 or _repeats(tokens):
+    ratio = len(raw) / max(1, len(zlib.compress(raw)))
+    window_ratio = seg.get("compression_ratio", 0.0)
+    if _repeats(tokens) or ratio > LOOP_RATIO or (max(ratio, window_ratio) > 2.4 and _unsure(seg, 0.6)):
         return "repetition"
     if seg.get("no_speech_prob", 0.0) > 0.6 and seg.get("avg_logprob", 0.0) < -1.0:
         return "no_speech"
