@@ -131,6 +131,18 @@ def test_guard_drops_an_unsure_loop_across_segments_and_keeps_a_sure_one():
     assert hallucination_reasons([seg("Hello there.", no_speech=0.5)] * 2) == [None, None]  # twice is no loop
 
 
+def test_dropped_segments_carry_the_confidence_they_were_judged_on():
+    from services.inference.pipelines.diarize import DiarizePipeline
+
+    decoded = [dict(seg("The library closes early.", no_speech=0.61111), start=0.0, end=2.0),
+               dict(seg("Thank you.", logprob=-0.81234), start=2.0, end=3.0)]
+    kept, dropped = [], []
+    DiarizePipeline._guard(decoded, kept, dropped)
+    assert [x["text"] for x in kept] == ["The library closes early."]
+    assert dropped == [{"start": 2.0, "end": 3.0, "text": "Thank you.", "reason": "stock_phrase",
+                        "avg_logprob": -0.812, "no_speech_prob": 0.05, "compression_ratio": 1.0}]
+
+
 # -- cues -------------------------------------------------------------------------------------
 
 def words_of(text, start, speaker_time_edges=None, step=0.3):

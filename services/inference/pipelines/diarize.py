@@ -273,8 +273,9 @@ class DiarizePipeline(Pipeline):
     @staticmethod
     def _guard(decoded: list[dict], kept: list[dict], dropped: list[dict]) -> None:
         for seg, reason in zip(decoded, hallucination_reasons(decoded), strict=True):
-            if reason:
-                dropped.append({"start": seg["start"], "end": seg["end"], "text": seg["text"], "reason": reason})
+            if reason:  # with the decoder's own confidence: why it was judged unsure
+                dropped.append({"start": seg["start"], "end": seg["end"], "text": seg["text"], "reason": reason,
+                                **{k: round(seg[k], 3) for k in ("avg_logprob", "no_speech_prob", "compression_ratio")}})
             elif seg["words"]:
                 kept.append(seg)
 
