@@ -82,6 +82,6 @@ def hallucination_reasons(segments: list[dict[str, Any]]) -> list[str | None]:
     reasons = [hallucination_reason(seg) for seg in segments]
     keys = [" ".join(_WORD.findall(seg.get("text", "").lower())) for seg in segments]
     for i in _looped(keys, 3, 2):
-        if reasons[i] is None and keys[i] and _unsure(segments[i]):
+        if reasons[i] is None and _unsure(segments[i]):  # None: it has words
             reasons[i] = "repetition"
     return reasons

@@ -10,6 +10,8 @@ pipeline pads the audio it hands Whisper, not the regions it reports).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,22 +83,24 @@ def unheard(regions: list[tuple[float, float]], words: list[tuple[float, float]]
     A word covers ``reach`` seconds either side of it (pauses between words are speech to a VAD),
     and at most ``longest_word`` seconds of its own span: a word aligned over several seconds is
     a sign that the decoder jumped, not that someone drew a word out that long. ``rejected``
-    spans (segments the hallucination guard dropped) count as heard: Whisper decoded them."""
-    cover = sorted([(s - reach, min(e, s + longest_word) + reach) for s, e in words] + list(rejected))
+    spans (segments the hallucination guard dropped) count as heard: Whisper decoded them.
+    The covered spans are merged first, then cut out of each region."""
+    heard: list[list[float]] = []
+    for s, e in sorted([(s - reach, min(e, s + longest_word) + reach) for s, e in words] + list(rejected)):
+        if heard and s <= heard[-1][1]:
+            heard[-1][1] = max(heard[-1][1], e)
+        else:
+            heard.append([s, e])
+    ends = [e for _, e in heard]
     out: list[tuple[float, float]] = []
-    k = 0
     for start, end in regions:
         t = start
-        while k < len(cover) and cover[k][1] <= t:
-            k += 1
-        j = k
-        while t < end:
-            if j < len(cover) and cover[j][0] < end:
-                gap_end, nxt = cover[j][0], cover[j][1]
-                j += 1
-            else:
-                gap_end, nxt = end, end
-            if gap_end - t >= min_gap:
-                out.append((round(t, 3), round(gap_end, 3)))
-            t = max(t, nxt)
+        for s, e in itertools.islice(heard, bisect.bisect_right(ends, start), None):
+            if s >= end:
+                break
+            if s - t >= min_gap:
+                out.append((round(t, 3), round(s, 3)))
+            t = e
+        if end - t >= min_gap:
+            out.append((round(t, 3), round(end, 3)))
     return out
