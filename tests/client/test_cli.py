@@ -118,19 +118,24 @@ def test_ctrl_c_stops_waiting_and_names_the_job_that_goes_on(client_stack, new_a
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TIMBR_")},
            "PYTHONPATH": os.pathsep.join([str(SDK), str(ROOT)]), "TIMBR_TOKEN": acc.token,
            "TIMBR_BASE_URL": client_stack.url}
-    proc = subprocess.Popen([sys.executable, "-m", "timbr.cli", "enhance", str(dialog_wav), "-o",
-                             str(tmp_path / "x.wav")], env=env, stderr=subprocess.PIPE, text=True)
-    with Timbr(token=acc.token, base_url=client_stack.url) as tb:
-        deadline = time.monotonic() + 60
-        while not tb.jobs() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        (job,) = tb.jobs()
-        time.sleep(1.0)                                     # the CLI has its answer: it is in its wait loop
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 130, err
-        assert f"job {job.job_id} goes on" in err and "Traceback" not in err
-        assert tb.job(job).status in ("queued", "running", "completed")   # interrupting the CLI left the job alone
-        with contextlib.suppress(Conflict):                # it may have ended meanwhile
-            tb.cancel(job)                                  # free the worker for the other tests
+    worker = client_stack.procs["worker"]
+    worker.send_signal(signal.SIGSTOP)      # the job waits in the queue: an 8 s enhance can end before the ^C
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "timbr.cli", "enhance", str(dialog_wav), "-o",
+                                 str(tmp_path / "x.wav")], env=env, stderr=subprocess.PIPE, text=True)
+        with Timbr(token=acc.token, base_url=client_stack.url) as tb:
+            deadline = time.monotonic() + 60
+            while not tb.jobs() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            (job,) = tb.jobs()
+            time.sleep(1.0)                                 # the CLI has its answer: it is in its wait loop
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 130, err
+            assert f"job {job.job_id} goes on" in err and "Traceback" not in err
+            assert tb.job(job).status == "queued"          # interrupting the CLI left the job alone
+            with contextlib.suppress(Conflict):
+                tb.cancel(job)                              # free the worker for the other tests
+    finally:
+        worker.send_signal(signal.SIGCONT)
     assert not (tmp_path / "x.wav").exists()
