@@ -3,7 +3,9 @@
 # nothing here; `make train-separation` regenerates the data and retrains from the fixed seed
 # (on 2 shared CPU cores: ~6 min of data, 26 min of training, 1 min of DeepFilterNet residuals,
 # 11 min of fine-tuning on them, 2 min of evaluation against the DSP baseline), then stage 3,
-# `train-separation-recorded` (~5 min of data, 44 min of fine-tuning), whose output ships.
+# `train-separation-recorded` (~5 min of data, 44 min of fine-tuning): the weights that shipped
+# until 2026-12-04, left in $(SEPARATION_DIR)/recorded/. What ships now is stage 4 (end of this
+# file), trained from scratch on a GPU; it does not start from stages 1-3.
 .PHONY: train-separation separation-data
 
 SEPARATION_DIR := var/separation
@@ -16,27 +18,46 @@ $(SEPARATION_DIR)/pools.npz: training/separation/data.py | venv apt apt-train
 
 train-separation: $(SEPARATION_DIR)/pools.npz
 	$(PIP) install -q -e ".[separate-train]"
-	$(PY) -m training.separation.train --pools $< --steps 3600 --max-minutes 33 --log $(SEPARATION_DIR)/train_log_v1.json
+	$(PY) -m training.separation.train --pools $< --steps 3600 --max-minutes 33 --log $(SEPARATION_DIR)/train_log_v1.json \
+	  --out $(SEPARATION_DIR)/stage1.onnx
 	$(PY) -m training.separation.residuals $< $(SEPARATION_DIR)/residuals.npz
-	$(PY) -m training.separation.train --pools $< --init $(SEPARATION_DIR)/music_effect.pt \
+	$(PY) -m training.separation.train --pools $< --init $(SEPARATION_DIR)/stage1.pt --out $(SEPARATION_DIR)/stage2.onnx \
 	  --residuals $(SEPARATION_DIR)/residuals.npz --steps 1400 --stop-step 1200 --max-lr 7e-4 --seed 20260102
-	$(PY) -m training.separation.evaluate --pools $<
+	$(PY) -m training.separation.evaluate --pools $< --weights $(SEPARATION_DIR)/stage2.onnx
 	rm -rf $(SEPARATION_REC) && $(MAKE) train-separation-recorded
-	cp $(SEPARATION_REC)/music_effect.onnx services/inference/models/weights/music_effect.onnx
 
 # Stage 3: fine-tuning on recorded music and effects of the calibration packages (bench/heldout,
-# role calib) plus the generated material, from the weights at the shipped path (stage 2 when
-# `train-separation` calls it), resumable (checkpoint every 100 steps, a state dict every 100
+# role calib) plus the generated material, from stage 2 ($(STAGE3_INIT)), resumable (checkpoint every 100 steps, a state dict every 100
 # steps to choose from on the calibration set: `python -m bench.separate_heldout --role calib`).
-# Its last step is what ships (model card).
+# Its last step shipped until stage 4 (model card).
 .PHONY: train-separation-recorded
 SEPARATION_REC := $(SEPARATION_DIR)/recorded
+STAGE3_INIT ?= $(SEPARATION_DIR)/stage2.onnx
 train-separation-recorded: heldout-data | venv apt apt-train
 	$(PIP) install -q -e ".[separate-train]"
 	mkdir -p $(SEPARATION_REC)
 	test -f $(SEPARATION_REC)/pools.npz || $(PY) -m training.separation.data $(SEPARATION_REC)/pools.npz --recorded --budget-s 240
 	nice -n 5 $(PY) -m training.separation.train --pools $(SEPARATION_REC)/pools.npz \
-	  --init services/inference/models/weights/music_effect.onnx --out $(SEPARATION_REC)/music_effect.onnx \
+	  --init $(STAGE3_INIT) --out $(SEPARATION_REC)/music_effect.onnx \
 	  --steps 1500 --max-lr 1e-3 --max-minutes 80 --threads 2 --seed 20261203 \
 	  --checkpoint $(SEPARATION_REC)/ckpt.pt --snapshots $(SEPARATION_REC) --snapshot-every 100 \
 	  --log $(SEPARATION_REC)/train_log.json
+
+# Stage 4 (the shipped weights since 2026-12-04): the mean of the stage-3 network and a wider one
+# (hidden 256) trained from scratch on a GPU, on the calibration packages plus the `train` packages of bench/heldout (more recorded
+# scores and game sounds; fetched on demand) and 300 x 6 s pipeline residuals. The pools and
+# residuals are packed as 16 kHz Vorbis (pack.py) so that they travel to a GPU machine that has no
+# Debian audio packages; `gpu.sh` there trains for a fixed wall time (7.6 min on one H200, model
+# card). `make separation-gpu-pack` builds the pack here; then, on a CUDA machine with this tree:
+#   bash training/separation/gpu.sh var/separation/gpu/pack.npz OUTDIR 7.6
+# then, here: python -m training.separation.ensemble services/inference/models/weights/music_effect.onnx \
+#   $(SEPARATION_REC)/music_effect.onnx OUTDIR/wide.onnx          (stage 3 and `wide`, model card)
+# (DEVICE=cpu runs gpu.sh on the CPU: the same minutes then give far fewer steps.)
+.PHONY: separation-gpu-pack
+SEPARATION_GPU := $(SEPARATION_DIR)/gpu
+separation-gpu-pack: | venv apt apt-train
+	$(PIP) install -q -e ".[separate-train]"
+	mkdir -p $(SEPARATION_GPU)
+	test -f $(SEPARATION_GPU)/pools.npz || $(PY) -m training.separation.data $(SEPARATION_GPU)/pools.npz --recorded --budget-s 150
+	test -f $(SEPARATION_GPU)/residuals.npz || $(PY) -m training.separation.residuals $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz 300 6
+	$(PY) -m training.separation.pack $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz $(SEPARATION_GPU)/pack.npz --quality 0.6 --residuals 200

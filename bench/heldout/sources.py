@@ -15,6 +15,9 @@ nothing installed system-wide, nothing committed) into ``var/heldout/``.
     eval clips      wesnoth music, sounds and ambience; colobot sounds
     calib clips     supertuxkart, extremetuxracer, sound-theme-freedesktop
     tune clips      warzone2100 and lincity-ng music, lincity-ng sounds
+    train clips     more recorded scores and game sounds that only train (never calibrate, never
+                    measure): flare, freedroidrpg, hedgewars, marsshooter, megaglest (music only),
+                    supertux, widelands; fetched by ``make train-separation-recorded`` alone
 
     voices(role)        utterances with speaker, language and (where the package has it) transcript
     synth_voices(role)  festival utterances (calib only), with their text
@@ -38,7 +41,8 @@ from services.common.audio import read_audio
 
 ROOT = Path(__file__).resolve().parents[2] / "var" / "heldout"
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".opus", ".flac", ".gsm")
-ROLES = ("eval", "calib", "tune")
+ROLES = ("eval", "calib", "tune", "train")
+BENCH_ROLES = ("eval", "calib", "tune")   # what `make heldout-data` fetches; `train` only for training
 
 
 @dataclass(frozen=True)
@@ -156,13 +160,32 @@ CLIPS = (
     ClipSource("wz2100-music", "tune", "music", "warzone2100-music", ("usr/share/games/warzone2100/music/**/*.opus",)),
     ClipSource("lincity-music", "tune", "music", "lincity-ng-data", ("usr/share/games/lincity-ng/music/**/*.ogg",)),
     ClipSource("lincity-sounds", "tune", "effect", "lincity-ng-data", ("usr/share/games/lincity-ng/sounds/*.wav",)),
+    # Training only. Folders of spoken lines (voice packs, unit acknowledgements, NPC barks,
+    # in-game comments, announcers) are left out: speech is not an effect.
+    ClipSource("flare-music", "train", "music", "flare-game", ("usr/share/games/flare/mods/*/music/*.ogg",)),
+    ClipSource("flare-sfx", "train", "effect", "flare-game",
+               tuple(f"usr/share/games/flare/mods/*/soundfx/{d}*.ogg"
+                     for d in ("", "enemies/", "steps/", "powers/", "environment/", "inventory/"))),
+    ClipSource("freedroid-music", "train", "music", "freedroidrpg-data", ("usr/share/freedroidrpg/data/sound/music/*.ogg",)),
+    ClipSource("freedroid-sfx", "train", "effect", "freedroidrpg-data",
+               tuple(f"usr/share/freedroidrpg/data/sound/effects/{d}*.ogg" for d in ("", "bullets/", "item_sounds/"))),
+    ClipSource("hedgewars-music", "train", "music", "hedgewars-data", ("usr/share/games/hedgewars/Data/Music/**/*.ogg",)),
+    ClipSource("hedgewars-sfx", "train", "effect", "hedgewars-data", ("usr/share/games/hedgewars/Data/Sounds/*.ogg",),
+               exclude=("Yoohoo", "Hellish", "Kiss")),
+    ClipSource("marsshooter-music", "train", "music", "marsshooter-data", ("usr/share/games/marsshooter/audio/music/*.ogg",)),
+    ClipSource("megaglest-music", "train", "music", "megaglest-data", ("usr/share/games/megaglest/**/music/*.ogg",)),
+    ClipSource("supertux-music", "train", "music", "supertux-data", ("usr/share/games/supertux2/music/**/*.ogg",)),
+    ClipSource("supertux-sfx", "train", "effect", "supertux-data", ("usr/share/games/supertux2/sounds/*.*",),
+               exclude=("excellent", "welldone", "grunts", "yeti_gna")),
+    ClipSource("widelands-music", "train", "music", "widelands-data", ("usr/share/games/widelands/data/music/*.ogg",)),
+    ClipSource("widelands-sfx", "train", "effect", "widelands-data", ("usr/share/games/widelands/data/sound/**/*.ogg",)),
 )
 
 
-def packages() -> list[str]:
-    """Every package the held-out set reads, with the transcript packages."""
-    names = {v.package for v in VOICES} | {v.transcripts for v in VOICES if v.transcripts}
-    return sorted(names | {c.package for c in CLIPS})
+def packages(roles: tuple[str, ...] = BENCH_ROLES) -> list[str]:
+    """Every package the sources of these roles read, with the transcript packages."""
+    names = {v.package for v in VOICES if v.role in roles} | {v.transcripts for v in VOICES if v.role in roles and v.transcripts}
+    return sorted(names | {c.package for c in CLIPS if c.role in roles})
 
 
 def ensure(names: list[str] | None = None) -> Path:

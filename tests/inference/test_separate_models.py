@@ -39,7 +39,7 @@ def model() -> MusicEffectSeparator:
 
 def test_weights_are_committed_and_small():
     assert WEIGHTS.exists(), "the trained ONNX weights must ship with the code"
-    assert WEIGHTS.stat().st_size < 10_000_000
+    assert WEIGHTS.stat().st_size < 30_000_000          # issue 16: ONNX under 30 MB
     card = (WEIGHTS.parent / "MODEL_CARD.md").read_text()
     assert "music_effect.onnx" in card and "SI-SDR" in card
 
@@ -82,18 +82,26 @@ def test_network_beats_baseline_on_held_out(model):
     assert np.all(mean["network"] > mean["baseline"] + 1.0), msg
 
 
-@pytest.mark.parametrize("rate,gain", [(8000, None), (16000, 2.0), (44100, 2.0)])
-def test_other_rates(model, pair, rate, gain):
-    """Any rate works. At 8 kHz (no content above 4 kHz, unlike all training material) the
-    split is not better than the mixture (a documented limit), so only shape and sum are checked."""
-    from services.common.audio import resample
-
-    music, effect = (resample(x[None], R, rate)[0] for x in pair)
+def _music_gain(model: MusicEffectSeparator, music: np.ndarray, effect: np.ndarray, rate: int) -> float:
     out = model.predict({"audio": music + effect}, {"sample_rate": rate})
     assert out["music"].shape == music.shape
     assert np.max(np.abs(out["music"] + out["effect"] - music - effect)) < 1e-5
-    if gain is not None:
-        assert H.si_sdr(out["music"], music) > H.si_sdr(music + effect, music) + gain
+    return H.si_sdr(out["music"], music) - H.si_sdr(music + effect, music)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100])
+def test_other_rates(model, pair, rate):
+    """Any rate works: at 16 and 44.1 kHz the music stem gains what it gains at 48 kHz (within
+    0.3 dB; about 2.2 dB on this General-MIDI pair). At 8 kHz (no content above 4 kHz, unlike all
+    training material) the split is not better than the mixture (a documented limit), so only
+    shape and sum are checked."""
+    from services.common.audio import resample
+
+    music, effect = (resample(x[None], R, rate)[0] for x in pair)
+    gain = _music_gain(model, music, effect, rate)
+    if rate != 8000:
+        at_48k = _music_gain(model, *pair, R)
+        assert gain > at_48k - 0.3 and gain > 1.5, (gain, at_48k)
 
 
 def test_missing_weights_fall_back_to_baseline(tmp_path, pair):
@@ -153,18 +161,17 @@ def test_region_helpers():
 
 
 def test_shipped_onnx_reads_back_into_torch_for_fine_tuning():
-    """train.py --init takes the shipped ONNX: the state dict read back from it reproduces its masks."""
+    """train.py --init and ensemble.py take the shipped ONNX apart: the member networks read back
+    from it (an ensemble since stage 4) reproduce its masks as the mean of theirs."""
     import onnxruntime as ort
     import torch
 
-    from training.separation.train import MaskNet, state_from_onnx
+    from training.separation.train import MaskNet, member_states
 
-    net = MaskNet()
-    net.load_state_dict(state_from_onnx(WEIGHTS))
-    net.eval()
+    nets = [MaskNet.from_state(state).eval() for state in member_states(WEIGHTS)]
     mag = np.random.default_rng(3).random((1, 120, 257)).astype(np.float32)
     with torch.no_grad():
-        ours = net(torch.from_numpy(mag)).numpy()
+        ours = torch.stack([net(torch.from_numpy(mag)) for net in nets]).mean(dim=0).numpy()
     theirs = ort.InferenceSession(str(WEIGHTS)).run(["mask"], {"magnitude": mag})[0]
     assert np.abs(ours - theirs).max() < 1e-4
 

@@ -29,9 +29,17 @@ from pathlib import Path
 import numpy as np
 import scipy.signal as sps
 
-from services.common.audio import read_audio
-
 SR = 16000
+
+
+def read_audio(path: Path, rate: int) -> tuple[np.ndarray, int]:
+    """The service's decoder (PyAV + soxr), imported on use: the training loop (``Pool``,
+    ``make_mixture``) also runs on a GPU machine that has numpy and torch but not the audio stack."""
+    from services.common.audio import read_audio as decode
+
+    return decode(path, rate)
+
+
 SOUNDFONTS = ["/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2"]
 EFFECT_GLOBS = [
     ("/usr/share/sounds/freedesktop/stereo", "*.oga"),

@@ -1,8 +1,9 @@
-"""Real recordings for training the music/effect network: calibration packages only.
+"""Real recordings for training the music/effect network: calibration and training packages only.
 
 The held-out split of ``bench/heldout`` is by Debian package. What trains here comes only from
-its ``calib`` side (``ho.clips(kind, "calib")``, ``ho.voices("calib")``), never from the packages
-that evaluate (wesnoth-1.16-music, wesnoth-1.16-data, colobot-common-sounds, the eval voices):
+its ``calib`` and ``train`` sides (``ho.clips(kind, role)``, ``ho.voices("calib")``), never from
+the packages that evaluate (wesnoth-1.16-music, wesnoth-1.16-data, colobot-common-sounds, the eval
+voices) or tune the blend (warzone2100-music, lincity-ng-data):
 
 - music: supertuxkart-data ``music/``, extremetuxracer-data ``music/`` (recorded and produced
   game scores: orchestra, rock, electronic, folk);
@@ -11,6 +12,9 @@ that evaluate (wesnoth-1.16-music, wesnoth-1.16-data, colobot-common-sounds, the
   ``data.EFFECT_GLOBS``;
 - ambience (effect textures): supertuxkart-data loops (rain, river, waterfall, restaurant,
   birds, fireworks, radio static);
+- ``train`` packages (``ho.CLIPS``): the scores of flare, freedroidrpg, hedgewars, marsshooter,
+  megaglest, supertux and widelands (at most ``TRAIN_MAX_S`` of each, so that many scores weigh
+  more than long ones), and their game sounds without spoken lines;
 - speech: asterisk-core-sounds-en-wav and -es-wav (Allison, 8 kHz recordings), espeak-ng with
   voice variants, pitch and speed drawn at random, and flite (kal, awb, rms, slt).
 """
@@ -36,6 +40,8 @@ ESPEAK_VOICES = ["en-us", "en", "en-gb-scotland", "en-029", "de", "fr", "es", "i
 ESPEAK_VARIANTS = ["", "+m1", "+m3", "+m5", "+f1", "+f2", "+f4", "+croak", "+klatt", "+whisper"]
 FLITE_VOICES = ["kal", "awb", "rms", "slt"]
 AUDIO_EXT = (".ogg", ".wav", ".oga", ".flac")
+TRAIN_ROLES = ("calib", "train")
+TRAIN_MAX_S = 30.0   # per score of a `train` package: 155 scores, about 75 min
 
 
 def _mono(path: Path) -> np.ndarray | None:
@@ -47,14 +53,17 @@ def _mono(path: Path) -> np.ndarray | None:
 
 
 def music(piece_s: float = 20.0, max_s: float = 80.0) -> dict[str, list]:
-    """Recorded scores cut into pieces (at most ``max_s`` of each track), split by file name."""
+    """Recorded scores cut into pieces (at most ``max_s`` of each calib track, ``TRAIN_MAX_S`` of
+    each train one, from the middle), split by file name."""
     pool: dict[str, list] = {"train": [], "test": []}
-    for p in (c.path for c in ho.clips("music", "calib")):
+    tracks = [(c.path, max_s) for c in ho.clips("music", "calib")]
+    tracks += [(c.path, TRAIN_MAX_S) for c in ho.clips("music", "train")]
+    for p, limit in tracks:
         x = _mono(p)
         if x is None or len(x) < 5 * SR:
             continue
-        start = max(0, (len(x) - int(max_s * SR)) // 2)
-        x = x[start:start + int(max_s * SR)]
+        start = max(0, (len(x) - int(limit * SR)) // 2)
+        x = x[start:start + int(limit * SR)]
         split = "test" if is_test(p.name) else "train"
         step = int(piece_s * SR)
         pool[split] += [_peak_norm(x[i:i + step]) for i in range(0, len(x) - 3 * SR, step)]
@@ -65,7 +74,7 @@ def effects() -> dict[str, dict[str, list]]:
     """Recorded game sounds (events) and ambience loops (textures), split by file name. The
     freedesktop sounds come through ``data.EFFECT_GLOBS`` already."""
     pool = {s: {"events": [], "textures": []} for s in ("train", "test")}
-    clips = [(c, "events") for c in ho.clips("effect", "calib") if c.source != "freedesktop"]
+    clips = [(c, "events") for role in TRAIN_ROLES for c in ho.clips("effect", role) if c.source != "freedesktop"]
     for clip, kind in clips + [(c, "textures") for c in ho.clips("ambience", "calib")]:
         if any(tag in clip.path.stem for tag in NOT_EFFECTS):
             continue
