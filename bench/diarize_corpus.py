@@ -88,8 +88,8 @@ class _Voices:
         self.role = role
         self.pools: dict[str, list] = {}
         for u in ho.voices(role) + ([] if transcribed_only else ho.synth_voices(role)):
-            if u.text or not transcribed_only:
-                self.pools.setdefault(u.speaker, []).append(u)
+            if u.text or not transcribed_only:     # transcribed: one language a pool (Allison speaks two)
+                self.pools.setdefault(u.source if transcribed_only else u.speaker, []).append(u)
 
     def names(self) -> list[str]:
         return sorted(self.pools)
