@@ -145,10 +145,10 @@ def main() -> None:
             wrows.append((s, w, wb))
             print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB: WER {w:6.2%} (baseline {wb:6.2%})",
                   flush=True)
-    summary(rows, wrows)
+    summary(rows, wrows, role)
 
 
-def summary(rows, wrows) -> None:
+def summary(rows, wrows, role: str = "eval") -> None:
     def pooled(k: int, key: str, sel=lambda r: True) -> float:
         sub = [r for r in rows if sel(r)]
         tot = sum(r[k]["scored_s"] for r in sub) or 1.0
@@ -157,7 +157,7 @@ def summary(rows, wrows) -> None:
     count = sum(r[3] == len(r[0].speakers) for r in rows)
     count_b = sum(r[4] == len(r[0].speakers) for r in rows)
     noisy = [r for r in rows if r[0].snr_db < 10]
-    print(f"{'held-out':26s} {'Timbr':>8s} {'baseline':>9s} {'diff':>8s}")
+    print(f"{'held-out' if role == 'eval' else role:26s} {'Timbr':>8s} {'baseline':>9s} {'diff':>8s}")
     if rows:
         for key in ("der", "miss", "false_alarm", "confusion"):
             a, b = pooled(1, key), pooled(2, key)

@@ -23,7 +23,7 @@ python3 -m training.separation.pack --unpack "$PACK" "$WORK"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
 common=(--pools "$WORK/pools.npz" --residuals "$WORK/residuals.npz" --residual-prob 0.5 --device "$DEVICE"
         --workers "$WORKERS" --batch 32 --seconds 6 --budget-minutes "$MINUTES" --snapshot-fractions 0.75
-        --snapshot-every 1000000000 --log-every 200 --max-minutes 1000)
+        --log-every 200 --max-minutes 1000)
 if [ -f "$STAGE3" ]; then
   python3 -m training.separation.train "${common[@]}" --init "$STAGE3" \
     --max-lr 1e-3 --seed 20261204 --out "$OUTDIR/finetune.onnx" --log "$OUTDIR/finetune_log.json" \

@@ -20,6 +20,7 @@ spent, so a run fits a lease whatever the machine's speed (not repeatable step f
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -217,7 +218,7 @@ def _save(args: argparse.Namespace, step: int, model: MaskNet, opt, sched, rng: 
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step, "log": log},
                    tmp)
         tmp.replace(args.checkpoint)
-    if args.snapshots and step % args.snapshot_every == 0:
+    if args.snapshots and not args.budget_minutes and step % args.snapshot_every == 0:   # else by share of time
         Path(args.snapshots).mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), Path(args.snapshots) / f"step{step:05d}.pt")
 
@@ -243,7 +244,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="resumable state (model, optimiser, schedule, RNG): "
                     "written every 100 steps, resumed from when it exists")
     ap.add_argument("--snapshots", default=None, help="folder for a state dict every --snapshot-every steps")
-    ap.add_argument("--snapshot-every", type=int, default=500)
+    ap.add_argument("--snapshot-every", type=int, default=500, help="(step-counted runs)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader processes drawing batches (0: in process)")
     ap.add_argument("--budget-minutes", type=float, default=None,
@@ -279,7 +280,7 @@ def main() -> None:
                                                   num_workers=args.workers, prefetch_factor=4, pin_memory=True))
     snapshot_at = sorted(args.snapshot_fractions)
     step = first - 1
-    for step in range(first, (10 ** 9 if budget_s else args.steps) + 1):
+    for step in itertools.count(first) if budget_s else range(first, args.steps + 1):
         model.train()
         mix, music, effect = next(loader) if args.workers else examples(train, res, rng, args, n)
         mix, music, effect = (t.to(device, non_blocking=True) for t in (mix, music, effect))
