@@ -52,7 +52,11 @@ train-separation-recorded: heldout-data | venv apt apt-train
 #   bash training/separation/gpu.sh var/separation/gpu/pack.npz OUTDIR 7.6
 # then, here: python -m training.separation.ensemble services/inference/models/weights/music_effect.onnx \
 #   $(SEPARATION_REC)/music_effect.onnx OUTDIR/wide.onnx          (stage 3 and `wide`, model card)
-# (DEVICE=cpu runs gpu.sh on the CPU: the same minutes then give far fewer steps.)
+# (DEVICE=cpu runs gpu.sh on the CPU: the same minutes then give far fewer steps.) The pack and the
+# tree must fit in 64 MiB together: stage 4 used Vorbis compression 0.6 and 200 residuals (49 MiB)
+# when the tree was smaller; with stage 4's 17.8 MB weights tracked the pack is 0.75 / 170 (41 MiB).
+# `gpu.sh` also trains the shipped `wide` member on (`wide_more`) when
+# `python -m training.separation.ensemble --split var/separation/shipped <shipped onnx>` ran first.
 .PHONY: separation-gpu-pack
 SEPARATION_GPU := $(SEPARATION_DIR)/gpu
 separation-gpu-pack: | venv apt apt-train
@@ -60,4 +64,4 @@ separation-gpu-pack: | venv apt apt-train
 	mkdir -p $(SEPARATION_GPU)
 	test -f $(SEPARATION_GPU)/pools.npz || $(PY) -m training.separation.data $(SEPARATION_GPU)/pools.npz --recorded --budget-s 150
 	test -f $(SEPARATION_GPU)/residuals.npz || $(PY) -m training.separation.residuals $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz 300 6
-	$(PY) -m training.separation.pack $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz $(SEPARATION_GPU)/pack.npz --quality 0.6 --residuals 200
+	$(PY) -m training.separation.pack $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz $(SEPARATION_GPU)/pack.npz --quality 0.75 --residuals 170

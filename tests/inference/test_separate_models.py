@@ -176,6 +176,24 @@ def test_shipped_onnx_reads_back_into_torch_for_fine_tuning():
     assert np.abs(ours - theirs).max() < 1e-4
 
 
+def test_ensemble_splits_into_members_and_reassembles_to_the_same_masks(tmp_path):
+    """``ensemble.py --split`` writes each shipped member as its own network (what gpu.sh trains on
+    from); assembling them again gives the shipped file's masks."""
+    import onnxruntime as ort
+
+    from training.separation.ensemble import assemble, split
+
+    members = split(WEIGHTS, tmp_path / "members")
+    assert [p.name for p in members] == ["member0.onnx", "member1.onnx"]
+    assemble(tmp_path / "again.onnx", members)
+    mag = np.random.default_rng(4).random((1, 90, 257)).astype(np.float32)
+    shipped = ort.InferenceSession(str(WEIGHTS)).run(["mask"], {"magnitude": mag})[0]
+    again = ort.InferenceSession(str(tmp_path / "again.onnx")).run(["mask"], {"magnitude": mag})[0]
+    one = ort.InferenceSession(str(members[1])).run(["mask"], {"magnitude": mag})[0]
+    assert np.abs(again - shipped).max() < 1e-5
+    assert np.abs(one - shipped).max() > 1e-3        # a member alone is not the ensemble
+
+
 def test_hpss_baseline_gives_tones_to_music_and_clicks_to_effects():
     from bench.separate_heldout import hpss_music
 
