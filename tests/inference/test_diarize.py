@@ -174,6 +174,27 @@ def test_vad_parameters_reach_the_detector(two):
     assert len(res["speech_regions"]) >= len(conv.turns)
 
 
+def test_whisper_hears_the_speech_the_segmentation_model_hears_where_the_vad_does_not(two):
+    """At a VAD threshold that only its surest tenth of frames pass, the VAD's regions cover a
+    little of the speech; Whisper decodes what either detector hears, so the words outside those
+    regions are still transcribed."""
+    from services.inference.diarization.vad import speech_clips
+    from tests.inference.conftest_diarize import client
+
+    d, conv, path = two
+    audio, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and audio.ndim == 1
+    probs = np.asarray(client().infer("vad_ten", {"audio": audio})["probs"])
+    strict = float(np.quantile(probs, 0.9))
+    res = run_diarize(d / "strict", path, vad_threshold=strict).result
+    regions = res["speech_regions"]
+    assert regions and sum(e - s for s, e in regions) < 0.5 * sum(t.end - t.start for t in conv.turns)
+    vad_clips = speech_clips([tuple(r) for r in regions], duration=len(audio) / rate)  # all Whisper heard before
+    outside = [w for w in res["words"] if not any(s <= (w["start"] + w["end"]) / 2 <= e for s, e in vad_clips)]
+    assert len(outside) >= max(5, len(res["words"]) / 4), (vad_clips, res["words"])
+    assert wer(" ".join(t.text for t in conv.turns), " ".join(w["word"] for w in res["words"])) < 0.4
+
+
 @pytest.mark.parametrize("kind", ["silence", "music"])
 def test_no_invented_text_on_silence_or_music(tmp_path, kind):
     rng = np.random.default_rng(1)

@@ -116,6 +116,9 @@ def test_guard_drops_hallucinations_and_keeps_speech():
             "временного сообщения")     # zlib ratio 2.6 (its UTF-8)
     assert hallucination_reason(seg(menu, no_speech=0.42)) is None
     assert hallucination_reason(seg(menu, logprob=-0.7)) == "repetition"
+    # The same menu decoded with confidence in a window whose start sounded like silence (ru eval
+    # recording, avg_logprob -0.22, no_speech_prob 0.74, window ratio 2.75): Whisper keeps it.
+    assert hallucination_reason(seg(menu, logprob=-0.22, no_speech=0.74, ratio=2.75)) is None
     assert hallucination_reason(seg("Some words", logprob=-1.2, no_speech=0.7)) == "no_speech"
     assert hallucination_reason(seg("Some words", logprob=-1.6)) == "low_confidence"
     assert hallucination_reason(seg("Some words", prob=0.1)) == "low_confidence"

@@ -6,8 +6,9 @@ until the window ends). A segment is dropped, with its reason kept in the JSON, 
 - it holds no letter or digit (music notes, punctuation),
 - it repeats itself: one word or short phrase 4+ times in a row, or its text's zlib
   compression ratio above 3.0; above 2.4 (Whisper's own retry test), or the whole window's
-  ratio above 2.4, only where the decoder is unsure (avg_logprob < -0.6 or no_speech_prob >
-  0.6). Speech reaches 2.4: a recorded menu ("press 1 to record your message..., press 2 to
+  ratio above 2.4, only where the decoder is unsure of the text (avg_logprob < -0.6; a high
+  no_speech_prob alone does not count, as in Whisper's own silence rule, which ignores it when
+  the text is likely). Speech reaches 2.4: a recorded menu ("press 1 to record your message..., press 2 to
   record...") or a sentence said three times, and a Cyrillic or Greek text sooner, since zlib
   sees its two-byte UTF-8; Whisper heard those with confidence and keeps its last retry,
 - the decoder itself did not believe it: no_speech_prob > 0.6 with avg_logprob < -1.0
@@ -63,7 +64,8 @@ def hallucination_reason(seg: dict[str, Any]) -> str | None:
     raw = text.encode("utf-8")
     ratio = len(raw) / max(1, len(zlib.compress(raw)))
     window_ratio = seg.get("compression_ratio", 0.0)
-    if _repeats(tokens) or ratio > LOOP_RATIO or (max(ratio, window_ratio) > 2.4 and _unsure(seg, 0.6)):
+    doubted = seg.get("avg_logprob", 0.0) < -0.6  # as Whisper: a likely silence means nothing when it is sure
+    if _repeats(tokens) or ratio > LOOP_RATIO or (max(ratio, window_ratio) > 2.4 and doubted):
         return "repetition"
     if seg.get("no_speech_prob", 0.0) > 0.6 and seg.get("avg_logprob", 0.0) < -1.0:
         return "no_speech"

@@ -15,7 +15,8 @@ Steps (each reports progress through ``ctx.hook``):
                   voice than a VAD, and noise and music beds make far fewer false alarms in
                   denoised audio); where that model is not served, the chosen detector on the
                   denoised audio;
-3. ``transcribe`` the padded speech regions decoded by Whisper as one stream, the way it
+3. ``transcribe`` the speech that the VAD or the segmentation model hears, padded, decoded by
+                  Whisper as one stream, the way it
                   decodes a whole file (seeking on after an early stop, conditioned on the
                   previous text), language detected once on the first 30 s of speech when
                   ``auto``, word timestamps, hallucinated segments dropped (``diarization.guard``);
@@ -98,7 +99,7 @@ class DiarizePipeline(Pipeline):
             # 1-2. input and denoised audio (samples,) 16 kHz; speech spans of each
             audio, clean, regions, turn_regions = self._speech(ctx, params, srt_cues)
         with _timed(timings, "transcribe"):                               # 3. segments with words, file times
-            lang_info, segments, dropped = self._transcription(ctx, audio, regions, language, srt_cues)
+            lang_info, segments, dropped = self._transcription(ctx, audio, regions, turn_regions, language, srt_cues)
         with _timed(timings, "embed"):                                    # 4. windows (n, 2) -> (n, 192)
             windows = speaker_windows(turn_regions)
             emb = self._embed(ctx, audio, clean, windows)
@@ -145,14 +146,17 @@ class DiarizePipeline(Pipeline):
         return audio, clean, regions, turn_regions
 
     def _transcription(self, ctx: JobContext, audio: np.ndarray, regions: list[tuple[float, float]],
-                       language: str | None, srt_cues: list[Cue] | None):
-        """Language and Whisper segments (none with an input SRT), and the hallucinations dropped."""
+                       turn_regions: list[tuple[float, float]], language: str | None, srt_cues: list[Cue] | None):
+        """Language and Whisper segments (none with an input SRT), and the hallucinations dropped.
+        Whisper hears the speech of either detector: the segmentation model keeps word edges and
+        quiet words that the VAD drops (fewer deletions on the calib split, docs/diarize.md)."""
         lang_info: dict[str, Any] = {"language": None, "language_probability": None}
         segments: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
         if srt_cues is None and regions:
             lang_info = self._language(audio, regions, language)
-            segments, dropped = self._transcribe(ctx, audio, regions, lang_info["language"])
+            segments, dropped = self._transcribe(ctx, audio, _merge_spans(regions + turn_regions),
+                                                 lang_info["language"])
             if not segments and language is None:  # a language "detected" on noise means nothing
                 lang_info = {"language": None, "language_probability": None}
         ctx.hook("transcribe", completed=1, total=1)
