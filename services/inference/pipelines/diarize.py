@@ -149,7 +149,8 @@ class DiarizePipeline(Pipeline):
                        turn_regions: list[tuple[float, float]], language: str | None, srt_cues: list[Cue] | None):
         """Language and Whisper segments (none with an input SRT), and the hallucinations dropped.
         Whisper hears the speech of either detector: the segmentation model keeps word edges and
-        quiet words that the VAD drops (fewer deletions on the calib split, docs/diarize.md)."""
+        quiet words that the VAD drops (fewer deletions on the calib split, docs/diarize.md). The
+        VAD still decides whether there is speech to transcribe and detects the language."""
         lang_info: dict[str, Any] = {"language": None, "language_probability": None}
         segments: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
