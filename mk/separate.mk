@@ -59,9 +59,11 @@ train-separation-recorded: heldout-data | venv apt apt-train
 # `python -m training.separation.ensemble --split var/separation/shipped <shipped onnx>` ran first.
 .PHONY: separation-gpu-pack
 SEPARATION_GPU := $(SEPARATION_DIR)/gpu
+# as many residuals as fit beside the tree (above): no more are made than are packed
+SEPARATION_GPU_RESIDUALS := 170
 separation-gpu-pack: | venv apt apt-train
 	$(PIP) install -q -e ".[separate-train]"
 	mkdir -p $(SEPARATION_GPU)
 	test -f $(SEPARATION_GPU)/pools.npz || $(PY) -m training.separation.data $(SEPARATION_GPU)/pools.npz --recorded --budget-s 150
-	test -f $(SEPARATION_GPU)/residuals.npz || $(PY) -m training.separation.residuals $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz 300 6
-	$(PY) -m training.separation.pack $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz $(SEPARATION_GPU)/pack.npz --quality 0.75 --residuals 170
+	test -f $(SEPARATION_GPU)/residuals.npz || $(PY) -m training.separation.residuals $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz $(SEPARATION_GPU_RESIDUALS) 6
+	$(PY) -m training.separation.pack $(SEPARATION_GPU)/pools.npz $(SEPARATION_GPU)/residuals.npz $(SEPARATION_GPU)/pack.npz --quality 0.75 --residuals $(SEPARATION_GPU_RESIDUALS)
