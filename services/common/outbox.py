@@ -5,7 +5,14 @@ change it announces; this loop sends pending rows in id order and marks each sen
 the broker acknowledged it (acks=all). A record is thus published at least once and never for
 a change that rolled back. After a send failure the producer is closed and rebuilt, so a broker
 restart does not leave the loop on a dead connection. Rows sent more than ``keep_s`` ago are
-deleted, at most once every ``prune_every_s``, so the table does not grow without end.
+deleted, at most once every ``prune_every_s``, so the table does not grow without end (``None``:
+the service prunes them itself, as the jobs' retention sweeper does).
+
+``in_order``: a second replica waits on the row locks instead of skipping the locked rows, so
+rows go out in id order, one publisher at a time (the jobs: a job's events reach
+``audio.jobs.events`` in the order they were written). ``make_topics``: missing topics are
+created whenever a producer is built (the development broker comes back empty after a restart).
+Both services use this one class: billing for its credit events, jobs for its job records.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from prometheus_client import Gauge
 from sqlalchemy import delete, func, select
 
 from services.common.db import utcnow
-from services.common.kafka import make_producer
+from services.common.kafka import ensure_topics, make_producer
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -35,7 +42,8 @@ def delete_sent(sessions, model, older_than_s: float) -> int:
 
 class OutboxPublisher(threading.Thread):
     def __init__(self, sessions, model, bootstrap: str, pending: Gauge, interval_s: float = 0.2,
-                 batch: int = 100, keep_s: float = 6 * 3600.0, prune_every_s: float = 60.0) -> None:
+                 batch: int = 100, keep_s: float | None = 6 * 3600.0, prune_every_s: float = 60.0,
+                 in_order: bool = False, make_topics: bool = False) -> None:
         super().__init__(name=f"outbox-{model.__tablename__}", daemon=True)
         self._sessions = sessions
         self._model = model
@@ -45,6 +53,8 @@ class OutboxPublisher(threading.Thread):
         self._batch = batch
         self._keep_s = keep_s
         self._prune_every_s = prune_every_s
+        self._in_order = in_order
+        self._make_topics = make_topics
         self._next_prune = 0.0  # monotonic; the first pass prunes
         self._producer = None
         self._stop_event = threading.Event()
@@ -68,7 +78,7 @@ class OutboxPublisher(threading.Thread):
             self._drop_producer()
 
     def _maybe_prune(self) -> None:
-        if time.monotonic() < self._next_prune:
+        if self._keep_s is None or time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + self._prune_every_s
         try:
@@ -86,11 +96,13 @@ class OutboxPublisher(threading.Thread):
         """Send one batch; True when it was full and sent whole (more may wait)."""
         m = self._model
         if self._producer is None:
+            if self._make_topics:
+                ensure_topics(self._kafka, timeout_s=5.0)
             self._producer = make_producer(self._kafka)
         sent = 0
         with self._sessions.begin() as s:
             rows = list(s.scalars(select(m).where(m.sent_at.is_(None)).order_by(m.id).limit(self._batch)
-                                  .with_for_update(skip_locked=True)))
+                                  .with_for_update(skip_locked=not self._in_order)))
             for row in rows:
                 row.attempts += 1
                 try:
@@ -103,8 +115,9 @@ class OutboxPublisher(threading.Thread):
                     break
                 row.sent_at = utcnow()
                 sent += 1
+            s.flush()   # the rows just sent are counted as sent
             pending = s.scalar(select(func.count()).select_from(m).where(m.sent_at.is_(None))) or 0
-        self._pending.set(max(0, pending - sent))
+        self._pending.set(pending)
         return sent == self._batch
 
     def _drop_producer(self) -> None:

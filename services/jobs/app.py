@@ -9,7 +9,7 @@ from services.common.migrate import open_database
 from services.common.pb.timbr.v1 import jobs_pb2
 from services.common.pb.timbr.v1 import jobs_pb2_grpc as pb_grpc
 from services.common.storage import make_storage
-from services.jobs.background import EventConsumer, OutboxPublisher, RetentionSweeper, Settler, Sweeper
+from services.jobs.background import EventConsumer, RetentionSweeper, Settler, Sweeper, outbox_publisher
 from services.jobs.billing_client import BillingClient
 from services.jobs.config import JobsSettings
 from services.jobs.queue_lag import QueueLagMonitor
@@ -42,7 +42,7 @@ def start(settings: JobsSettings, background: bool = True) -> JobsApp:
                                service_names=(jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name,))
     loops = []
     if background:
-        loops = [OutboxPublisher(sessions, settings.kafka_bootstrap, settings.outbox_poll_s),
+        loops = [outbox_publisher(sessions, settings.kafka_bootstrap, settings.outbox_poll_s),
                  EventConsumer(service, settings.kafka_bootstrap, settings.consumer_group),
                  Settler(service, settings.settle_interval_s),
                  Sweeper(service, settings.stale_running_s, settings.stale_queued_s, settings.sweep_interval_s),

@@ -29,14 +29,14 @@ import time
 
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import func, select
 
-from services.common.kafka import ensure_topics, lost_commits, make_consumer, make_producer
+from services.common.kafka import lost_commits, make_consumer
 from services.common.logging import get_logger
+from services.common.outbox import OutboxPublisher
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_REPORTS
 from services.jobs import metrics
-from services.jobs.models import OutboxMessage, utcnow
+from services.jobs.models import OutboxMessage
 from services.jobs.service import JobsService
 
 log = get_logger(__name__)
@@ -76,44 +76,11 @@ class Loop(threading.Thread):
         pass
 
 
-class OutboxPublisher(Loop):
-    def __init__(self, sessions, bootstrap: str, interval_s: float = 0.2) -> None:
-        super().__init__("outbox")
-        self._sessions = sessions
-        self._kafka = bootstrap
-        self._producer = None
-        self.interval_s = interval_s
-
-    def step(self) -> bool:
-        if self._producer is None:
-            ensure_topics(self._kafka, timeout_s=5.0)
-            self._producer = make_producer(self._kafka)
-        with self._sessions.begin() as s:
-            rows = list(s.scalars(select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
-                                  .order_by(OutboxMessage.id).limit(100).with_for_update()))
-            for row in rows:
-                row.attempts += 1
-                try:
-                    self._producer.send(row.topic, key=row.key, value=row.payload,
-                                        headers=[(k, v.encode()) for k, v in row.headers or []]).get(timeout=10)
-                except KafkaError as exc:
-                    log.warning("outbox.send_failed", key=row.key, attempts=row.attempts, error=repr(exc))
-                    self._drop_producer()
-                    break
-                row.sent_at = utcnow()
-            pending = s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None)))
-            metrics.OUTBOX_PENDING.set(max(0, (pending or 0) - sum(1 for r in rows if r.sent_at)))
-        return bool(rows) and all(r.sent_at for r in rows)
-
-    def _drop_producer(self) -> None:
-        """A producer that failed may never recover (broker restarted, fatal error): rebuild it."""
-        producer, self._producer = self._producer, None
-        with contextlib.suppress(Exception):  # it is being thrown away: stop its retries now
-            producer.close(timeout=0)
-
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=5)
+def outbox_publisher(sessions, bootstrap: str, interval_s: float = 0.2) -> OutboxPublisher:
+    """The jobs' outbox publisher: rows in id order, topics recreated with each new producer; the
+    retention sweeper prunes the sent rows."""
+    return OutboxPublisher(sessions, OutboxMessage, bootstrap, metrics.OUTBOX_PENDING, interval_s,
+                           keep_s=None, in_order=True, make_topics=True)
 
 
 class EventConsumer(Loop):

@@ -20,7 +20,7 @@ from services.common.kafka import ensure_topics, make_producer
 from services.common.migrate import migrated_sessionmaker
 from services.common.pb.timbr.v1 import events_pb2
 from services.common.settings import TOPIC_REPORTS, TOPIC_REQUESTED
-from services.jobs.background import EventConsumer, OutboxPublisher
+from services.jobs.background import EventConsumer, outbox_publisher
 from services.jobs.models import OutboxMessage
 from tools.devbroker import free_port, start_broker
 
@@ -74,7 +74,7 @@ def _keys_on(bootstrap: str, topic: str, want: set[str], timeout_s: float = 30.0
 def test_outbox_publisher_rebuilds_its_producer_after_a_broker_restart(broker, tmp_path):
     bootstrap, restart = broker
     sessions = migrated_sessionmaker("jobs", f"sqlite:///{tmp_path / 'jobs.db'}")
-    publisher = OutboxPublisher(sessions, bootstrap, interval_s=0.1)
+    publisher = outbox_publisher(sessions, bootstrap, interval_s=0.1)
     publisher.start()
 
     def publish(key: str) -> None:
@@ -95,6 +95,32 @@ def test_outbox_publisher_rebuilds_its_producer_after_a_broker_restart(broker, t
     finally:
         publisher.stop()
         publisher.join(timeout=15)
+
+
+def test_outbox_pending_gauge_counts_the_rows_still_waiting_after_a_partial_batch(broker, tmp_path):
+    """The gauge that autoscaling and the dashboard read says how many rows wait, not that many
+    minus those just sent (the count already excludes them: it read 0 with 3 waiting)."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from services.common.outbox import OutboxPublisher
+
+    bootstrap, _ = broker
+    sessions = migrated_sessionmaker("jobs", f"sqlite:///{tmp_path / 'jobs.db'}")
+    with sessions.begin() as s:
+        s.add_all(OutboxMessage(topic=TOPIC_REQUESTED, key=f"k{i}", payload=b"x") for i in range(5))
+    pending = Gauge("test_jobs_outbox_pending", "-", registry=CollectorRegistry())
+    publisher = OutboxPublisher(sessions, OutboxMessage, bootstrap, pending, batch=2, keep_s=None, in_order=True)
+    try:
+        assert publisher.step() is True          # a full batch went out: more may wait
+        with sessions() as s:
+            waiting = s.query(OutboxMessage).filter(OutboxMessage.sent_at.is_(None)).count()
+        assert waiting == 3
+        assert pending._value.get() == 3
+        publisher.step()
+        assert publisher.step() is False         # the last row: a partial batch
+        assert pending._value.get() == 0
+    finally:
+        publisher._drop_producer()
 
 
 class _FailsOnce:
