@@ -12,7 +12,9 @@ calib ambience and music), embeds them once and caches them in ``var/diarize-cac
   neighbour count (``MIN_KEEP``), how many counts from there NME-SC chooses among
   (``KEEP_CHOICES``; 1 = that count alone) and whether a link weighs 1 or its cosine
   (``WEIGHTED``), with the windows on the segmentation model's speech (the pipeline) or on the
-  denoised audio's VAD speech.
+  denoised audio's VAD speech;
+- how far the silhouette may raise the eigengap's count (``SILHOUETTE_UP``; 0 = the eigengap's
+  count), on the pipeline's windows with the landed graph.
 It prints DER (no collar, overlap counted; speaker labels per window, so Whisper plays no part)
 and the share of exact counts (with the under- and over-counts) for each setting.
 
@@ -81,6 +83,10 @@ def main() -> None:
     features = {name: _once(f, data) for name, f in FEATURES.items()}   # the pipeline's embeds once
     for name, f in features.items():
         print(_line(f"spectral, {name}", score(data, clustering.cluster, f)), flush=True)
+    for up in (0, 1, 2, 3):
+        with mock.patch.object(clustering, "SILHOUETTE_UP", up):
+            result = score(data, clustering.cluster, features["segmentation speech, sum (pipeline)"])
+        print(_line(f"pipeline, SILHOUETTE_UP {up}", result), flush=True)
     for name in ("segmentation speech, sum (pipeline)", "denoised VAD, sum"):
         for weighted in (False, True):
             for choices in (1, 5):
@@ -91,6 +97,8 @@ def main() -> None:
                         result = score(data, clustering.cluster, features[name])
                     print(_line(f"{name[:19]}, WEIGHTED {weighted!s:5} MIN_KEEP {keep:2d} "
                                 f"KEEP_CHOICES {choices}", result), flush=True)
+
+
 
 
 def _once(features: Features, data: list[Item]) -> Features:

@@ -235,6 +235,28 @@ def test_link_count_is_nme_sc_choice():
     assert cl.nme_graph(emb[:12] @ emb[:12].T, 4)[0] == 4     # 12 windows: 4 links, no choice
 
 
+def test_silhouette_raises_a_count_the_eigengap_gives_too_low():
+    """Two voices that speak briefly (5 windows each, fewer than the graph's 6+ links) share
+    their neighbourhoods with the others, and the eigengap reads 3 voices for 5; the labels with
+    the best cosine silhouette on the embeddings (counts 3..5) are the true ones."""
+    from unittest import mock
+
+    from services.inference.diarization import clustering as cl
+
+    rng = np.random.default_rng(2)
+    sizes = (24, 24, 24, 5, 5)
+    emb = np.concatenate([rng.normal(size=192) + rng.normal(scale=0.7, size=(k, 192)) for k in sizes])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    with mock.patch.object(cl, "SILHOUETTE_UP", 0):
+        assert len(set(cluster(emb))) == 3                   # the eigengap alone
+    labels = cluster(emb)
+    assert len(set(labels)) == 5
+    assert all(len(set(labels[truth == k])) == 1 for k in range(5))
+    assert len(set(cluster(emb, max_speakers=4))) == 4      # the bounds still hold
+    assert len(set(cluster(emb, num_speakers=3))) == 3
+
+
 def test_clustering_honours_min_and_max_speakers():
     emb, _ = _voices(4, 15, 0.6, seed=1)
     assert len(set(cluster(emb))) == 4

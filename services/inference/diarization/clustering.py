@@ -14,6 +14,12 @@ spectral clustering for speaker diarization using normalized maximum eigengap"):
 whose largest eigengap, relative to the largest eigenvalue, is widest for the links it
 needs. Both constants were calibrated on the calib split (bench/diarize_calibrate.py,
 docs/diarize.md); NME-SC's full range (down to 2 links) fragments short inputs.
+
+The eigengap undercounts (on calib 7 of its 8 count misses were too few speakers: two alike
+voices share a neighbourhood), so the count it gives is a floor: among it and the
+``SILHOUETTE_UP`` counts above, the labels whose clusters are tightest and furthest apart on
+the embeddings themselves (mean cosine silhouette, Rousseeuw 1987) win. One speaker stays one:
+the silhouette cannot score a single cluster.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ MIN_KEEP = 6             # each window links to its 6..10 most similar windows (
 KEEP_CHOICES = 5         # ... NME-SC picks the count per input among 5 (calibrated) ...
 WEIGHTED = False         # ... each link weighing 1 (False) or its cosine (True) (calibrated)
 KEEP_SHARE = 0.02        # ... or 2 % of them on long inputs (3D-Speaker's share; not calibrated)
+SILHOUETTE_UP = 2        # the count may rise by up to 2 above the eigengap's (calibrated)
 MIN_WINDOWS = 3          # at most one speaker per 3 windows (a speaker needs ~3 s of speech)
 MAX_SPEAKERS = 20        # the API's ceiling
 MAX_CLUSTERED = 1000     # longer inputs: cluster an even subsample, assign the rest to centroids
@@ -88,18 +95,34 @@ def nme_graph(sim: np.ndarray, kmax: int) -> tuple[int, np.ndarray, np.ndarray]:
 def _spectral(emb: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Spectral clustering of the nearest-neighbour graph; the count is the largest gap among
     the smallest eigenvalues of its Laplacian (at most one speaker per ``MIN_WINDOWS``
-    windows), then clamped into [lo, hi] as pyannote does. The graph depends on which windows
-    are most alike, not on how alike: noise that lowers every similarity does not split a voice."""
-    from sklearn.cluster import KMeans
-
+    windows), then clamped into [lo, hi] as pyannote does, then raised while the labels' cosine
+    silhouette says so (``SILHOUETTE_UP``). The graph depends on which windows are most alike,
+    not on how alike: noise that lowers every similarity does not split a voice."""
     n = len(emb)
     kmax = max(1, min(MAX_SPEAKERS, n // MIN_WINDOWS, n - 1))
     _, vals, vecs = nme_graph(emb @ emb.T, kmax)
-    k = 1 + int(np.argmax(np.diff(vals[: kmax + 1])))
-    k = min(max(k, lo), hi)
+    estimate = 1 + int(np.argmax(np.diff(vals[: kmax + 1])))
+    k = min(max(estimate, lo), hi)
     if k == 1:
         return np.zeros(n, np.int64)
+    # a count the bounds imposed is kept: the eigengap's own count is what may be too low
+    top = min(k + SILHOUETTE_UP, hi, kmax) if k == estimate else k
+    candidates = [_kmeans(vecs, c) for c in range(k, top + 1)]
+    return max(candidates, key=lambda labels: _silhouette(emb, labels)) if len(candidates) > 1 else candidates[0]
+
+
+def _kmeans(vecs: np.ndarray, k: int) -> np.ndarray:
+    """k-means labels on the ``k`` leading eigenvectors."""
+    from sklearn.cluster import KMeans
+
     return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(vecs[:, :k]).astype(np.int64)
+
+
+def _silhouette(emb: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cosine silhouette of ``labels`` on the embeddings (-1 when k-means left one cluster)."""
+    from sklearn.metrics import silhouette_score
+
+    return float(silhouette_score(emb, labels, metric="cosine")) if len(set(labels.tolist())) > 1 else -1.0
 
 
 def cluster(emb: np.ndarray, num_speakers: int | None = None, min_speakers: int = 1,
