@@ -99,8 +99,6 @@ def main() -> None:
                                 f"KEEP_CHOICES {choices}", result), flush=True)
 
 
-
-
 def _once(features: Features, data: list[Item]) -> Features:
     """``features`` computed once per conversation (the pipeline's embeds CAM++ when called)."""
     done = {id(it): features(it) for it in data}

@@ -7,9 +7,10 @@ already finished; event consumers dedupe by event id). Rows go out in id order, 
 at a time (a second replica waits on the row locks instead of skipping them), so a job's
 events reach ``audio.jobs.events`` in the order they were written.
 
-Outbox publisher: a failed send drops the producer and the next pass builds a new one (and
-recreates missing topics: the development broker comes back empty), so a broker restart or a
-fatal producer error delays publishing, never stops it.
+Outbox publisher (``services.common.outbox``, the class billing uses too): a failed send drops
+the producer and the next pass builds a new one (and recreates missing topics: the development
+broker comes back empty), so a broker restart or a fatal producer error delays publishing,
+never stops it.
 
 Event consumer: reads the workers' reports (``audio.jobs.reports``), at-least-once. Auto-commit
 is off; the offset is committed after the report has been applied (the credits it owes and
