@@ -45,6 +45,25 @@ def test_non_ascii_or_odd_signature_is_403_not_500(api, signed, signature):
     assert r.json()["error"]["code"] == "invalid_signature"
 
 
+@pytest.mark.parametrize("signature", ["\x80", "\u2603", "é" * 64])
+def test_non_ascii_viewer_link_signature_is_403_not_500(api, signed, signature):
+    """The results page's signed link too (the property test below found a 500 there)."""
+    _, _, acc, job_id = signed
+    r = api.get(f"/v1/jobs/{job_id}/view?account={acc.account_id}&expires=9999999999&signature={quote(signature)}")
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "invalid_signature"
+
+
+def test_webhook_receivers_verify_odd_signature_headers_as_false():
+    """``signing.verify`` is what a receiver runs on a header anyone can send."""
+    from services.webhooks import signing
+
+    body, now = b"{}", 1_800_000_000
+    for header in (f"t={now},v1=\u2603", f"t={now},v1=" + "é" * 64, "t=x,v1=00", "garbage"):
+        assert signing.verify("whsec_x", header, body, now=now) is False
+    assert signing.verify("whsec_x", signing.sign("whsec_x", body, now), body, now=now) is True
+
+
 @pytest.mark.parametrize("value", ["caf\xc3\xa9-\xe2\x98\x83".encode("latin-1"), b"a\x01b\x7fc", b"\x00",
                                    b"x" * 20_000, b"a b", b"id\tab"])
 def test_bad_request_ids_are_replaced_not_passed_on(stack, signed, value):
