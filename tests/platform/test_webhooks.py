@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 import json
 import re
+import time
 
 import httpx
 import pytest
@@ -194,6 +195,10 @@ def test_the_readme_receiver_code_verifies_deliveries():
                              (body, "whsec_abc", signing.sign("whsec_abc", body, t=1_000_000_000))):
         with pytest.raises(ValueError):
             namespace["verify"](raw, sig, secret)
+    now = int(time.time())
+    for odd in (f"t={now},v1=\u2603", f"t={now},v1=" + "é" * 64, "v1=00", "t=x,v1=00", "garbage"):
+        with pytest.raises(ValueError):            # what the README promises, whatever arrives
+            namespace["verify"](body, odd, "whsec_abc")
 
 
 def test_backoff_and_classification():
