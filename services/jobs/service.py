@@ -264,6 +264,8 @@ class JobsService:
         return job
 
     def delete_job_results(self, job_id: str, account_id: str | None) -> JobRecord:
+        if not _plain_id(job_id):
+            raise JobNotFound(f"job {job_id[:40]!r} not found")
         return self._decorate(self.lifecycle.delete_job_results(job_id, account_id or ""))
 
     # webhooks ------------------------------------------------------------------------------------

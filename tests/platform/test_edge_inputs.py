@@ -84,7 +84,9 @@ def test_a_clean_request_id_is_kept(api, signed):
 @pytest.mark.parametrize("job_id", ["%00", "job_%00x", "%C3%A9t%C3%A9", "x" * 5000, "%ff%fe"])
 def test_odd_ids_in_the_path_are_404(api, signed, job_id):
     _, _, acc, _ = signed
-    for method, path in (("get", f"/v1/jobs/{job_id}"), ("post", f"/v1/jobs/{job_id}/cancel")):
+    for method, path in (("get", f"/v1/jobs/{job_id}"), ("post", f"/v1/jobs/{job_id}/cancel"),
+                         ("delete", f"/v1/jobs/{job_id}"), ("get", f"/v1/jobs/{job_id}/webhooks"),
+                         ("delete", f"/v1/files/{job_id}"), ("get", f"/v1/files/{job_id}")):
         r = getattr(api, method)(path, headers=acc.headers)
         assert r.status_code == 404, (path, r.text)
 
