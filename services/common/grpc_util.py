@@ -8,7 +8,6 @@ standard health service (Kubernetes probes send no metadata); ``channel`` sends 
 from __future__ import annotations
 
 import functools
-import hmac
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -21,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Histogram
 
+from services.common.digests import same_digest
 from services.common.logging import bound_contextvars, get_logger
 
 REQUEST_ID_KEY = "x-request-id"
@@ -51,8 +51,7 @@ class _RequireServiceToken(grpc.ServerInterceptor):
         if details.method.startswith(_OPEN_METHODS):
             return continuation(details)
         given = dict(details.invocation_metadata or ()).get(SERVICE_TOKEN_KEY, "")
-        given = given if isinstance(given, bytes) else given.encode("utf-8", "surrogatepass")
-        if hmac.compare_digest(given, self._expected):
+        if same_digest(self._expected, given):
             return continuation(details)
         log.warning("grpc.unauthenticated", method=details.method)
         return self._deny

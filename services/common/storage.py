@@ -24,6 +24,8 @@ from urllib.parse import quote, urlencode
 
 from google.auth.credentials import Signing
 
+from services.common.digests import same_digest
+
 CHUNK = 1 << 20
 
 
@@ -147,8 +149,7 @@ class LocalStorage(Storage):
     def verify(self, key: str, expires: int, signature: str) -> Path:
         """Check a signed URL's parts; returns the object's path or raises."""
         expected = self._signature(_safe_key(key), expires)
-        # Bytes, not str: compare_digest refuses non-ASCII strings, and a URL may carry anything.
-        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogatepass")):
+        if not same_digest(expected, signature):
             raise BadSignature("the download URL signature is invalid")
         if expires < time.time():
             raise BadSignature("the download URL has expired")

@@ -13,6 +13,8 @@ import hmac
 import time
 from urllib.parse import urlencode
 
+from services.common.digests import same_digest
+
 
 class BadViewerLink(Exception):
     """The link was altered or its time is up; ``code`` is the API error code."""
@@ -35,9 +37,7 @@ def viewer_url(public_url: str, secret: str, job_id: str, account_id: str, ttl_s
 
 
 def verify(secret: str, job_id: str, account_id: str, expires: int, signature: str) -> None:
-    # Bytes, not str: compare_digest raises on non-ASCII strings, and a link may carry anything.
-    if not hmac.compare_digest(_mac(secret, job_id, account_id, expires).encode(),
-                               signature.encode("utf-8", "surrogatepass")):
+    if not same_digest(_mac(secret, job_id, account_id, expires), signature):
         raise BadViewerLink("invalid_signature", "the viewer link signature is invalid")
     if expires < time.time():
         raise BadViewerLink("url_expired", "the viewer link has expired")

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import time
 
+from services.common.digests import same_digest
+
 HEADER = "Timbr-Signature"
 
 
@@ -32,5 +34,4 @@ def verify(secret: str, header: str, body: bytes, tolerance_s: int = 300, now: f
         return False
     if abs((time.time() if now is None else now) - t) > tolerance_s:
         return False
-    # Bytes, not str: compare_digest raises on non-ASCII strings, and a header may carry anything.
-    return hmac.compare_digest(signature(secret, t, body).encode(), fields.get("v1", "").encode("utf-8", "surrogatepass"))
+    return same_digest(signature(secret, t, body), fields.get("v1", ""))

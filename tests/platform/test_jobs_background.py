@@ -108,17 +108,18 @@ def test_outbox_pending_gauge_counts_the_rows_still_waiting_after_a_partial_batc
     sessions = migrated_sessionmaker("jobs", f"sqlite:///{tmp_path / 'jobs.db'}")
     with sessions.begin() as s:
         s.add_all(OutboxMessage(topic=TOPIC_REQUESTED, key=f"k{i}", payload=b"x") for i in range(5))
-    pending = Gauge("test_jobs_outbox_pending", "-", registry=CollectorRegistry())
+    registry = CollectorRegistry()
+    pending = Gauge("test_jobs_outbox_pending", "-", registry=registry)
     publisher = OutboxPublisher(sessions, OutboxMessage, bootstrap, pending, batch=2, keep_s=None, in_order=True)
     try:
         assert publisher.step() is True          # a full batch went out: more may wait
         with sessions() as s:
             waiting = s.query(OutboxMessage).filter(OutboxMessage.sent_at.is_(None)).count()
         assert waiting == 3
-        assert pending._value.get() == 3
+        assert registry.get_sample_value("test_jobs_outbox_pending") == 3
         publisher.step()
         assert publisher.step() is False         # the last row: a partial batch
-        assert pending._value.get() == 0
+        assert registry.get_sample_value("test_jobs_outbox_pending") == 0
     finally:
         publisher._drop_producer()
 
