@@ -142,14 +142,14 @@ class Stage:
 def speech_stage(mixes: list[Mixture]) -> list[Stage]:
     import services.inference.models  # noqa: F401 - registers the models
     from services.inference.model_client import InProcessModelClient
-    from services.inference.pipelines.separate import soft_speech
 
     client = InProcessModelClient()
     out = []
     for m in mixes:
         x = m.mix[None].astype(np.float32)
         raw = np.asarray(client.infer("speech_enhancer", {"audio": x[0]})["audio"], np.float32).reshape(-1)
-        out.append(Stage(soft_speech(x, raw[: x.shape[1]])[0], raw[: x.shape[1]]))
+        raw = raw[: x.shape[1]]
+        out.append(Stage(client.infer("speech_mask", {"audio": x, "enhanced": raw})["speech"][0], raw))
     return out
 
 
@@ -220,13 +220,14 @@ def cached_rows(mixes: list[Mixture], stages: list[Stage]) -> list[dict]:
     """The pipeline's stages in process on a cached speech-stage output (one window, as the
     pipeline runs a file under 20 s): the same rows as ``pipeline_rows`` at a fraction of the cost."""
     from services.inference.models.music_effect import MusicEffectSeparator
-    from services.inference.pipelines.separate import soft_speech
+    from services.inference.models.speech_mask import SpeechMask
 
-    model = MusicEffectSeparator()
+    model, speech_mask = MusicEffectSeparator(), SpeechMask()
     model.load()
+    speech_mask.load()
     rows = []
     for m, st in zip(mixes, stages, strict=True):
-        speech = soft_speech(m.mix[None], st.dfn)[0]
+        speech = speech_mask.predict({"audio": m.mix[None], "enhanced": st.dfn}, {})["speech"][0]
         music = model.predict({"audio": m.mix - speech}, {"sample_rate": R})["music"]
         base = baseline_scores([m], [st])[0]
         got = {"speech": si_sdr(speech, m.speech), "me": si_sdr(m.mix - speech, m.music + m.effect),

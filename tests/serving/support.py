@@ -81,6 +81,8 @@ def example_requests(s16: np.ndarray, s48: np.ndarray) -> dict[str, list[tuple[d
         "speech_enhancer": [({"audio": noisy(s48)}, None), ({"audio": noisy(s48)}, {"atten_lim_db": 12.0})],
         "music_effect_separator": [({"audio": np.stack([noisy(s48, 0.0, 1), noisy(s48, 0.0, 2)])},
                                     {"sample_rate": 48000})],
+        "speech_mask": [({"audio": np.stack([noisy(s48, 0.0, 1), noisy(s48, 0.0, 2)]),
+                          "enhanced": (0.5 * s48).astype(np.float32)}, None)],
         "vad_ten": [({"audio": s16}, None)],
         "vad_silero": [({"audio": s16}, None)],
         "vad_webrtc": [({"audio": s16}, None)],

@@ -6,6 +6,7 @@ from services.inference.model_client import register_model
 _MODELS = {
     "speech_enhancer": "services.inference.models.deepfilternet:DeepFilterNet3",
     "music_effect_separator": "services.inference.models.music_effect:MusicEffectSeparator",  # separate
+    "speech_mask": "services.inference.models.speech_mask:SpeechMask",  # separate
     "vad_ten": "services.inference.models.vad:TenVad",  # diarize
     "vad_silero": "services.inference.models.vad:SileroVad",  # diarize
     "vad_webrtc": "services.inference.models.vad:WebrtcVad",  # diarize

@@ -25,8 +25,9 @@ class ModelSettings(BaseSettings):
     models_dir: Path = REPO_ROOT / "var" / "models"
     cpu_threads: int = Field(2, ge=1, le=256)     # intra-op threads of each ONNX / CTranslate2 model
     music_effect_weights: Path = BUNDLED_WEIGHTS / "music_effect.onnx"
+    speech_mask_weights: Path = BUNDLED_WEIGHTS / "speech_mask.onnx"
 
-    @field_validator("models_dir", "music_effect_weights", mode="before")
+    @field_validator("models_dir", "music_effect_weights", "speech_mask_weights", mode="before")
     @classmethod
     def _empty_is_default(cls, value, info):
         return cls.model_fields[info.field_name].default if value in ("", None) else value

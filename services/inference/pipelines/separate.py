@@ -3,8 +3,10 @@
 Types (``separation_type``) and their stems:
 
 - ``dialogue-me`` -> ``speech``, ``me``. Speech is extracted by DeepFilterNet3 (model
-  ``speech_enhancer``, 48 kHz, full strength) on the channel mean; its output becomes a soft
-  magnitude-ratio time-frequency mask applied to every input channel, so stereo stays stereo.
+  ``speech_enhancer``, 48 kHz, full strength) on the channel mean; ``speech_mask`` turns its
+  output into a time-frequency mask (the project's network bends DeepFilterNet3's ratio mask
+  where that model keeps too little of the voice) applied to every input channel, so stereo
+  stays stereo.
   ``me`` (music + effects) is the residual, ``input - speech``.
 - ``dialogue-music-effect`` -> ``speech``, ``music``, ``effect``. Speech as above; the residual
   is split by ``music_effect_separator`` (the project's own mask network, or its DSP baseline
@@ -43,11 +45,9 @@ from services.common.params import STEMS, SeparateParams, SeparationType
 from services.inference.errors import InvalidParams, ModelError, ModelNotFound
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
-from services.inference.separation.stft import istft, stft
 
 PROC_RATE = 48000                      # DeepFilterNet3's rate: all separation runs here
 WINDOW_S, PREROLL_S, FADE_S = 20.0, 0.5, 1.0
-SPEECH_MASK_EXPONENT = 0.7             # on the calibration set of real recordings (soft_speech)
 ASR_RATE = 16000
 # Rates libsndfile's MP3 encoder (LAME) accepts.
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -199,8 +199,7 @@ class SeparatePipeline(Pipeline):
 
     def _window(self, sep_type: SeparationType, x: np.ndarray, notes: dict) -> dict[str, np.ndarray]:
         """``x``: (C, L) at 48 kHz -> the computed stems, each (C, L)."""
-        speech = self._speech(x)                                                   # (C, L)
-        notes.setdefault("speech", "deepfilternet3 + soft mask")
+        speech = self._speech(x, notes)                                            # (C, L)
         if sep_type == SeparationType.dialogue_me:
             return {"speech": speech}
         if sep_type == SeparationType.dialogue_music_effect:
@@ -211,11 +210,16 @@ class SeparatePipeline(Pipeline):
         notes["speech_gate"] = how
         return {"speech": speech * gate[None]}
 
-    def _speech(self, x: np.ndarray) -> np.ndarray:
-        """DeepFilterNet3 on the channel mean, as a soft mask on every channel (``soft_speech``)."""
+    def _speech(self, x: np.ndarray, notes: dict | None = None) -> np.ndarray:
+        """DeepFilterNet3 on the channel mean, then ``speech_mask`` on every channel: the mask that
+        turns DeepFilterNet3's output into the dialogue stem."""
         mono = x.mean(axis=0)
         enhanced = self.models.infer("speech_enhancer", {"audio": mono.astype(np.float32)})["audio"]
-        return soft_speech(x, np.asarray(enhanced, np.float32).reshape(-1)[: mono.shape[0]])
+        enhanced = np.asarray(enhanced, np.float32).reshape(-1)[: mono.shape[0]]
+        res = self.models.infer("speech_mask", {"audio": x.astype(np.float32), "enhanced": enhanced})
+        if notes is not None:
+            notes.setdefault("speech", f"deepfilternet3 + {parse_json_output(res['method'])} mask")
+        return np.asarray(res["speech"], np.float32).reshape(x.shape)
 
     def _word_gate(self, speech: np.ndarray, notes: dict) -> tuple[np.ndarray, str]:
         """A 0..1 gate (L,) that is 1 where words are spoken, with 20 ms fades."""
@@ -275,23 +279,6 @@ class SeparatePipeline(Pipeline):
 
 
 # ---------------------------------------------------------------------- helpers
-
-def soft_speech(x: np.ndarray, enhanced: np.ndarray) -> np.ndarray:
-    """The speech stem of ``x`` (C, L) from DeepFilterNet3's output ``enhanced`` (L,) of its mean.
-
-    mask = (|S| / (|S| + |R|)) ** 0.7 with S the model's speech and R = mix - S, on a 64 ms
-    STFT; it carries to any number of channels. DeepFilterNet3 leaves much of a recorded voice
-    in R (the ratio mask is soft where music sits under speech); the exponent 0.7, chosen on the
-    calibration set of real recordings (bench/heldout, role calib), keeps more of it: +0.4 dB
-    speech SI-SDR there and less speech in the music and effect stems. A power Wiener mask or
-    a 32 ms STFT lose 0.3-1 dB.
-    """
-    n_fft, hop = 3072, 768
-    mag_s = np.abs(stft(enhanced, n_fft, hop))
-    mag_r = np.abs(stft(x.mean(axis=0) - enhanced, n_fft, hop))
-    mask = (mag_s / (mag_s + mag_r + 1e-12)) ** SPEECH_MASK_EXPONENT             # (T, F)
-    return istft(stft(x, n_fft, hop) * mask[None], n_fft, hop, x.shape[1])
-
 
 def _windows(path, window_s: float, overlap_s: float) -> Iterator[tuple[np.ndarray, int, bool]]:
     """Yield ``(window (C, <=L), emit_from, is_last)`` at 48 kHz; windows overlap by ``overlap_s``.

@@ -1,0 +1,1 @@
+../../../services/inference/model_server/triton_entry.py
