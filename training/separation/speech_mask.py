@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from services.inference.models.speech_mask import HOP, N_FFT  # the served model's grid (64 ms / 16 ms)
+
 RATE = 48000
-N_FFT, HOP = 3072, 768          # the pipeline's speech-stage grid (soft_speech)
 BINS = N_FFT // 2 + 1
 BANDS = 64
 
