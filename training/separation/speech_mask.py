@@ -36,7 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.inference.models.speech_mask import HOP, N_FFT  # the served model's grid (64 ms / 16 ms)
+from services.inference.models.speech_mask import (  # the served model's grid and fallback
+    HOP,
+    N_FFT,
+    RATIO_EXPONENT,
+)
 
 RATE = 48000
 BINS = N_FFT // 2 + 1
@@ -283,10 +287,10 @@ def train(data: list[Path], out: Path, steps: int = 1500, batch: int = 8, crop_s
         if (step + 1) % 100 == 0 or step + 1 == steps:
             with torch.no_grad():
                 X, S, R, target, _ = held_batch
-                plain = _sdr_loss((S.abs() / (S.abs() + R.abs() + 1e-8)) ** 0.7 * X, target)
+                plain = _sdr_loss((S.abs() / (S.abs() + R.abs() + 1e-8)) ** RATIO_EXPONENT * X, target)
                 got = _sdr_loss(model(X.abs(), S.abs(), R.abs()) * X, target)
             print(f"step {step + 1}: train {loss.item():.2f}, held speech SDR {-got.item():.2f} dB "
-                  f"(ratio mask ** 0.7: {-plain.item():.2f}), {time.monotonic() - t0:.0f} s", flush=True)
+                  f"(ratio mask ** {RATIO_EXPONENT}: {-plain.item():.2f}), {time.monotonic() - t0:.0f} s", flush=True)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step + 1}, out)
 

@@ -68,12 +68,13 @@ class SpeechMask(Model):
             raise ModelError(f"unknown method {method!r}")
         if method == "network" and self._session is None:
             raise ModelError(f"speech_mask has no network weights at {self.weights}")
-        mag_s = np.abs(stft(enhanced, N_FFT, HOP))
-        mag_r = np.abs(stft(audio.mean(axis=0) - enhanced, N_FFT, HOP))
+        spec = stft(audio, N_FFT, HOP)                                      # (C, T, F)
+        spec_x = spec[0] if audio.shape[0] == 1 else stft(audio.mean(axis=0), N_FFT, HOP)
+        spec_s = stft(enhanced, N_FFT, HOP)
+        mag_x, mag_s, mag_r = np.abs(spec_x), np.abs(spec_s), np.abs(spec_x - spec_s)  # the STFT is linear
         if method == "network":
-            mag_x = np.abs(stft(audio.mean(axis=0), N_FFT, HOP))
             mask = self._session.run(["mask"], {"mag_x": mag_x, "mag_s": mag_s, "mag_r": mag_r})[0]
         else:
             mask = (mag_s / (mag_s + mag_r + 1e-12)) ** RATIO_EXPONENT
-        speech = istft(stft(audio, N_FFT, HOP) * mask[None], N_FFT, HOP, audio.shape[1])
+        speech = istft(spec * mask[None], N_FFT, HOP, audio.shape[1])
         return {"speech": speech.reshape(shape).astype(np.float32), "method": json_output(method)}
