@@ -4,9 +4,9 @@ Types (``separation_type``) and their stems:
 
 - ``dialogue-me`` -> ``speech``, ``me``. Speech is extracted by DeepFilterNet3 (model
   ``speech_enhancer``, 48 kHz, full strength) on the channel mean; ``speech_mask`` turns its
-  output into a time-frequency mask (the project's network bends DeepFilterNet3's ratio mask
-  where that model keeps too little of the voice) applied to every input channel, so stereo
-  stays stereo.
+  output into a time-frequency mask (half DeepFilterNet3's own output, half its ratio mask as
+  the project's network bends it where that model keeps too little of the voice) applied to
+  every input channel, so stereo stays stereo.
   ``me`` (music + effects) is the residual, ``input - speech``.
 - ``dialogue-music-effect`` -> ``speech``, ``music``, ``effect``. Speech as above; the residual
   is split by ``music_effect_separator`` (the project's own mask network, or its DSP baseline
