@@ -12,7 +12,14 @@ from services.inference.diarization.cues import CueStyle, assign_words, build_cu
 from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reason, hallucination_reasons
 from services.inference.diarization.srt import Cue, SrtError, format_srt, parse_srt
-from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions, unheard
+from services.inference.diarization.vad import (
+    VadOptions,
+    decode_spans,
+    spans,
+    speech_clips,
+    speech_regions,
+    unheard,
+)
 from tests.inference.audiogen import VOICES, speak
 from tools.metrics import der, wer
 
@@ -63,6 +70,20 @@ def test_speech_clips_pad_merge_and_spans_bound_the_audio():
     pieces = [c for g in groups for c in g if 12.1 <= c[0] < 95.4]
     assert pieces[0][0] == 12.1 and pieces[-1][1] == 95.4
     assert all(a[1] == pytest.approx(b[0]) for a, b in itertools.pairwise(pieces))
+
+
+def test_whisper_decodes_the_file_as_whisper_alone_does_in_bounded_spans():
+    # a short file is one span from its first sample to its last, whatever the clips
+    assert decode_spans([(0.1, 5.4), (7.2, 19.0)], duration=20.0, max_span=600.0) == [(0.0, 20.0)]
+    # speech only late in the file: the span starts 30 s before it, and ends 30 s after the last clip
+    assert decode_spans([(100.0, 110.0)], duration=400.0, max_span=600.0) == [(70.0, 140.0)]
+    # long files: spans tile the file from the first on, cut between clips, each bounded
+    clips = speech_clips([(float(s), s + 20.0) for s in range(0, 1800, 25)], duration=1800.0)
+    out = decode_spans(clips, duration=1800.0, max_span=600.0)
+    assert out[0][0] == 0.0 and out[-1][1] == 1800.0 and len(out) >= 3
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(out))
+    assert all(e - s <= 600.0 + 30.0 for s, e in out)
+    assert all(not (cs < e < ce) for _, e in out[:-1] for cs, ce in clips)   # never inside a clip
 
 
 def test_unheard_finds_the_speech_that_no_word_covers():
@@ -144,6 +165,23 @@ def test_dropped_segments_carry_the_confidence_they_were_judged_on():
     assert [x["text"] for x in kept] == ["The library closes early."]
     assert dropped == [{"start": 2.0, "end": 3.0, "text": "Thank you.", "reason": "stock_phrase",
                         "avg_logprob": -0.812, "no_speech_prob": 0.05, "compression_ratio": 1.0}]
+
+
+def test_a_segment_with_no_word_in_the_speech_is_dropped_as_outside_speech():
+    from services.inference.pipelines.diarize import DiarizePipeline
+
+    def timed(text, start, end):
+        words = [{"start": start + k * 0.3, "end": start + k * 0.3 + 0.25, "word": w, "probability": 0.9}
+                 for k, w in enumerate(text.split())]
+        return dict(seg(text), start=start, end=end, words=words)
+
+    decoded = [timed("The library closes early.", 1.0, 2.5),     # in the speech
+               timed("Subtitles by the community.", 9.0, 10.5),  # music between turns: invented
+               timed("See you on Sunday.", 4.8, 6.0)]            # its first word ends the speech
+    kept, dropped = [], []
+    DiarizePipeline._guard(decoded, kept, dropped, [(0.6, 3.0), (4.5, 5.0), (12.0, 15.0)])
+    assert [x["text"] for x in kept] == ["The library closes early.", "See you on Sunday."]
+    assert [(x["text"], x["reason"]) for x in dropped] == [("Subtitles by the community.", "outside_speech")]
 
 
 # -- cues -------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ that two speakers share is split at the change.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import time
@@ -62,7 +63,7 @@ from services.inference.diarization.cues import (
 from services.inference.diarization.gender import classify, pitch_track
 from services.inference.diarization.guard import hallucination_reasons
 from services.inference.diarization.srt import Cue, SrtError, format_srt, read_srt
-from services.inference.diarization.vad import VadOptions, spans, speech_clips, speech_regions, unheard
+from services.inference.diarization.vad import VadOptions, decode_spans, speech_clips, speech_regions, unheard
 from services.inference.errors import InvalidParams, InvalidSrt, ModelNotFound
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
@@ -247,21 +248,24 @@ class DiarizePipeline(Pipeline):
 
     def _transcribe(self, ctx: JobContext, audio: np.ndarray, regions: list[tuple[float, float]],
                     language: str) -> tuple[list[dict], list[dict]]:
-        """Whisper over the padded speech, one stream conditioned on the text before it; the
-        audio goes to the model ``SPAN_S`` seconds at a time, each span prompted with the end of
-        the previous span's text. Then the speech it skipped, decoded again on its own."""
-        groups = spans(speech_clips(regions, duration=len(audio) / RATE), SPAN_S)
+        """Whisper over the file as Whisper alone decodes it, one stream conditioned on the text
+        before it; the audio goes to the model at most ``SPAN_S`` seconds of speech at a time, each
+        span prompted with the end of the previous span's text. A segment with no word in the
+        padded speech is dropped (``outside_speech``: text invented on music or noise between
+        turns). Then the speech it skipped, decoded again on its own."""
+        duration = len(audio) / RATE
+        clips = speech_clips(regions, duration=duration)
+        groups = decode_spans(clips, duration, SPAN_S)
         segments, dropped, prompt = [], [], ""
-        for g, group in enumerate(groups):
-            t0, t1 = group[0][0], group[-1][1]
-            out = self._decode_span(audio, t0, t1, group, language, prompt)
-            self._guard(out, segments, dropped)
+        for g, (t0, t1) in enumerate(groups):
+            out = self._decode_span(audio, t0, t1, [(t0, t1)], language, prompt)
+            self._guard(out, segments, dropped, clips)
             prompt = " ".join(x["text"] for x in segments[-8:])[-PROMPT_CHARS:]
             ctx.hook("transcribe", completed=g + 1, total=len(groups))
         found: list[dict] = []
         words = [(w["start"], w["end"]) for x in segments for w in x["words"]]
         for s, e in unheard(regions, words, REDECODE_MIN_S, rejected=[(x["start"], x["end"]) for x in dropped]):
-            t0, t1 = max(0.0, s - REDECODE_PAD_S), min(len(audio) / RATE, e + REDECODE_PAD_S)
+            t0, t1 = max(0.0, s - REDECODE_PAD_S), min(duration, e + REDECODE_PAD_S)
             out = [_inside(x, s, e) for x in self._decode_span(audio, t0, t1, [(t0, t1)], language, "")]
             self._guard([x for x in out if x["words"]], found, dropped)
         return sorted(segments + found, key=lambda x: x["start"]), dropped
@@ -276,8 +280,11 @@ class DiarizePipeline(Pipeline):
         return [_shift(seg, t0) for seg in out["segments"]]
 
     @staticmethod
-    def _guard(decoded: list[dict], kept: list[dict], dropped: list[dict]) -> None:
+    def _guard(decoded: list[dict], kept: list[dict], dropped: list[dict],
+               speech: list[tuple[float, float]] | None = None) -> None:
         for seg, reason in zip(decoded, hallucination_reasons(decoded), strict=True):
+            if reason is None and speech is not None and seg["words"] and not _heard_in(seg, speech):
+                reason = "outside_speech"
             if reason:  # with the decoder's own confidence: why it was judged unsure
                 dropped.append({"start": seg["start"], "end": seg["end"], "text": seg["text"], "reason": reason,
                                 **{k: round(seg[k], 3) for k in ("avg_logprob", "no_speech_prob", "compression_ratio")}})
@@ -465,6 +472,17 @@ def _intersect(spans: list[tuple[float, float]], speech: list[tuple[float, float
         inside = [(max(s, a), min(e, b)) for a, b in speech if min(e, b) > max(s, a)]
         out += inside or [(s, e)]
     return out
+
+
+def _heard_in(seg: dict[str, Any], speech: list[tuple[float, float]]) -> bool:
+    """Whether any word of the segment has its middle inside the (padded, sorted, disjoint) speech."""
+    starts = [s for s, _ in speech]
+    for w in seg["words"]:
+        mid = (w["start"] + w["end"]) / 2
+        i = bisect.bisect_right(starts, mid) - 1
+        if i >= 0 and mid <= speech[i][1]:
+            return True
+    return False
 
 
 def _shift(seg: dict[str, Any], shift: float) -> dict[str, Any]:
