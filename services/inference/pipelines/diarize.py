@@ -15,11 +15,11 @@ Steps (each reports progress through ``ctx.hook``):
                   voice than a VAD, and noise and music beds make far fewer false alarms in
                   denoised audio); where that model is not served, the chosen detector on the
                   denoised audio;
-3. ``transcribe`` the speech that the VAD or the segmentation model hears, padded, decoded
-                  by Whisper as one stream, the way it decodes a whole file (seeking on after
-                  an early stop, conditioned on the previous text), language detected once on
-                  the first 30 s of speech when ``auto``, word timestamps, hallucinated
-                  segments dropped (``diarization.guard``);
+3. ``transcribe`` the file decoded by Whisper as one stream, as Whisper alone decodes it
+                  (seeking on after an early stop, conditioned on the previous text), language
+                  detected once on the first 30 s of speech when ``auto``, word timestamps;
+                  hallucinated segments dropped (``diarization.guard``), and those with no word
+                  in the speech that the VAD or the segmentation model hears (padded);
                   then every second or more of speech that no word covers (where the decoder
                   jumped ahead) decoded again on its own, unprompted, and its words merged in;
 4. ``embed``      CAM++ embeddings of 1.5 s windows over the turns' speech, of the input and of the
