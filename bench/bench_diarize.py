@@ -4,7 +4,7 @@ held-out section (bench/diarize_heldout.py: recorded voices, ambience and music,
 For each ``vad_type`` it runs the whole pipeline (default parameters, ``num_speakers`` null,
 ``detect_gender`` on); then a harder corpus (0.1-0.3 s gaps, short replies) with ten-vad, with
 the count estimated and with the true count given (``+oracle n``) and prints DER (0.25 s collar and none), speaker-count accuracy, WER,
-gender accuracy and the realtime factor (pipeline wall time / audio duration, models already
+faster-whisper base's WER on the same whole file (the words' baseline), gender accuracy and the realtime factor (pipeline wall time / audio duration, models already
 loaded). The corpus uses other seeds than the ones the clustering thresholds were tuned on.
 
     python -m bench diarize          # or: make bench
@@ -14,6 +14,7 @@ loaded). The corpus uses other seeds than the ones the clustering thresholds wer
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from tests.inference.audiogen import SENTENCES, SHORT, VOICES, conversation
 from tests.inference.conftest_diarize import run_diarize
@@ -79,7 +81,7 @@ def main() -> None:
         for vad_type in VAD_TYPES:
             run_diarize(tmp / f"warm-{vad_type}", paths[0], vad_type=vad_type)
         print(f"{'vad_type':9s} {'DER c0.25':>9s} {'DER c0':>7s} {'miss':>6s} {'FA':>6s} {'conf':>6s} "
-              f"{'count ok':>8s} {'WER':>6s} {'gender':>7s} {'RTF':>6s}")
+              f"{'count ok':>8s} {'WER':>6s} {'Whisper alone':>13s} {'gender':>7s} {'RTF':>6s}")
         for vad_type in VAD_TYPES:
             print(score(vad_type, convs, paths, tmp, {"vad_type": vad_type}), flush=True)
         hard = corpus([2, 3, 4], 1, hard=True)
@@ -134,7 +136,7 @@ def long_file(minutes: float) -> None:
 def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
     ders, ders0, miss, fa, conf, scored = [], [], [], [], [], []
     counts = g_hit = g_tot = 0
-    wers, wall = [], 0.0
+    wers, base_wers, wall = [], [], 0.0
     for i, (conv, path) in enumerate(zip(convs, paths, strict=True)):
         extra = {"num_speakers": len(conv.voices)} if oracle else {}
         t = time.perf_counter()
@@ -151,14 +153,26 @@ def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
         d0 = der(ref, hyp)
         ders0.append((d0["der"] * d0["scored_s"], d0["scored_s"]))
         counts += res["num_speakers"] == len(conv.voices)
-        wers.append(wer(" ".join(x.text for x in conv.turns), " ".join(w["word"] for w in res["words"])))
+        text = " ".join(x.text for x in conv.turns)
+        wers.append(wer(text, " ".join(w["word"] for w in res["words"])))
+        base_wers.append(wer(text, _whisper_alone(str(path))))
         h, n = gender_hits(conv, res)
         g_hit, g_tot = g_hit + h, g_tot + n
     total = sum(scored)
     audio = sum(c.duration for c in convs)
     return (f"{label:9s} {sum(ders) / total:9.2%} {sum(a for a, _ in ders0) / sum(b for _, b in ders0):7.2%} "
             f"{sum(miss) / total:6.2%} {sum(fa) / total:6.2%} {sum(conf) / total:6.2%} "
-            f"{counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {g_hit:>3d}/{g_tot:<3d} {wall / audio:6.3f}")
+            f"{counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {np.mean(base_wers):13.2%} {g_hit:>3d}/{g_tot:<3d} "
+            f"{wall / audio:6.3f}")
+
+
+@functools.cache
+def _whisper_alone(path: str) -> str:
+    """The words' baseline: faster-whisper base on the whole file (``bench.diarize_heldout``)."""
+    from bench.diarize_heldout import whisper_whole
+
+    return whisper_whole(sf.read(path, dtype="float32")[0])
+
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["long"]:

@@ -116,7 +116,7 @@ def main() -> None:
     pipeline = SeparatePipeline(client)
     rng = np.random.default_rng(2026)
     rtf: dict[str, list[float]] = {}
-    me_rows, dme_rows, base_rows, oracle_rows = [], [], [], []
+    me_rows, dme_rows, base_rows, dfn_rows, oracle_rows = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         from bench import separate_heldout
@@ -141,6 +141,9 @@ def main() -> None:
             residual = mx.mix - stems["speech"]
             base = client.infer("music_effect_separator", {"audio": residual}, {"sample_rate": R, "method": "baseline"})
             base_rows.append(score({"speech": stems["speech"], "music": base["music"], "effect": base["effect"]}))
+            dfn = np.asarray(client.infer("speech_enhancer", {"audio": mx.mix})["audio"], np.float32).reshape(-1)
+            dfn = dfn[: len(mx.mix)]
+            dfn_rows.append(score({"speech": dfn, "me": mx.mix - dfn}))
             oracle_rows.append(score(dict(zip(("speech", "music", "effect"),
                                               _oracle(mx.mix, [mx.speech, mx.music, mx.effect]), strict=True))))
             print(f"  mixture {i}: speech {dme_rows[-1]['speech']:.2f} music {dme_rows[-1]['music']:.2f} "
@@ -149,6 +152,7 @@ def main() -> None:
 
         print(f"\nheld-out mixtures: {N_MIX} x {SECONDS:.0f} s, 48 kHz, music/effects at -6 +- 3 dB re speech")
         _table("dialogue-me", me_rows, ["speech", "me"])
+        _table("DeepFilterNet3 alone (the speech baseline; me = input - it)", dfn_rows, ["speech", "me"])
         _table(f"dialogue-music-effect ({method})", dme_rows, ["speech", "music", "effect"])
         _table("dialogue-music-effect (DSP baseline on the same residual)", base_rows, ["music", "effect"])
         _table("oracle magnitude masks from the true stems (64 ms STFT): the ceiling of mask-based methods",
