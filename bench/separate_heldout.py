@@ -139,6 +139,13 @@ class Stage:
     dfn: np.ndarray
 
 
+def dfn_alone(client, mix: np.ndarray) -> np.ndarray:
+    """DeepFilterNet3 alone on a mono 48 kHz mixture: the speech baseline, and the speech
+    stage's first step."""
+    out = np.asarray(client.infer("speech_enhancer", {"audio": mix.astype(np.float32)})["audio"], np.float32)
+    return out.reshape(-1)[: len(mix)]
+
+
 def speech_stage(mixes: list[Mixture]) -> list[Stage]:
     import services.inference.models  # noqa: F401 - registers the models
     from services.inference.model_client import InProcessModelClient
@@ -146,10 +153,9 @@ def speech_stage(mixes: list[Mixture]) -> list[Stage]:
     client = InProcessModelClient()
     out = []
     for m in mixes:
-        x = m.mix[None].astype(np.float32)
-        raw = np.asarray(client.infer("speech_enhancer", {"audio": x[0]})["audio"], np.float32).reshape(-1)
-        raw = raw[: x.shape[1]]
-        out.append(Stage(client.infer("speech_mask", {"audio": x, "enhanced": raw})["speech"][0], raw))
+        raw = dfn_alone(client, m.mix)
+        speech = client.infer("speech_mask", {"audio": m.mix[None].astype(np.float32), "enhanced": raw})["speech"][0]
+        out.append(Stage(speech, raw))
     return out
 
 
