@@ -3,12 +3,18 @@ held-out section (bench/diarize_heldout.py: recorded voices, ambience and music,
 
 For each ``vad_type`` it runs the whole pipeline (default parameters, ``num_speakers`` null,
 ``detect_gender`` on); then a harder corpus (0.1-0.3 s gaps, short replies) with ten-vad, with
-the count estimated and with the true count given (``+oracle n``) and prints DER (0.25 s collar and none), speaker-count accuracy, WER,
-faster-whisper base's WER on the same whole file (the words' baseline), gender accuracy and the realtime factor (pipeline wall time / audio duration, models already
-loaded). The corpus uses other seeds than the ones the clustering thresholds were tuned on.
+the count estimated and with the true count given (``+oracle n``); then the plain corpus again under stationary noise
+(``BENCH_DIARIZE_NOISE``: white and red at 10 dB SNR, pink at 5 dB, where a fixed merge
+threshold once split each voice in two to four). Each row prints DER (0.25 s collar and none),
+speaker-count accuracy, the naive speaker baseline on the same file (``bench.diarize_heldout``:
+CAM++ windows on the VAD speech, one fixed agglomerative cut; DER without collar and its exact
+counts), WER, faster-whisper base's WER on the same whole file (the words' baseline), gender
+accuracy and the realtime factor (pipeline wall time / audio duration, models already loaded).
+The corpus uses other seeds than the ones the clustering thresholds were tuned on.
 
     python -m bench diarize          # or: make bench
     BENCH_DIARIZE_SPEAKERS=2,3 BENCH_DIARIZE_SEEDS=1 python -m bench diarize   # smaller
+    BENCH_DIARIZE_NOISE= python -m bench diarize      # no noisy rows
     BENCH_DIARIZE_LONG=4,16 python -m bench diarize   # also: long files, peak memory (~4 min more)
 """
 
@@ -26,11 +32,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tests.inference.audiogen import SENTENCES, SHORT, VOICES, conversation
+from tests.inference.audiogen import SENTENCES, SHORT, VOICES, Conversation, conversation, noisy
 from tests.inference.conftest_diarize import run_diarize
 from tools.metrics import der, wer
 
 VAD_TYPES = ("ten-vad", "silero", "webrtc")
+NOISE = os.environ.get("BENCH_DIARIZE_NOISE", "white:10,red:10,pink:5")   # kind:SNR dB, comma-separated
 TURNS_PER_SPEAKER = 3
 
 
@@ -81,7 +88,8 @@ def main() -> None:
         for vad_type in VAD_TYPES:
             run_diarize(tmp / f"warm-{vad_type}", paths[0], vad_type=vad_type)
         print(f"{'vad_type':9s} {'DER c0.25':>9s} {'DER c0':>7s} {'miss':>6s} {'FA':>6s} {'conf':>6s} "
-              f"{'count ok':>8s} {'WER':>6s} {'Whisper alone':>13s} {'gender':>7s} {'RTF':>6s}")
+              f"{'count ok':>8s} {'baseline DER c0':>15s} {'count ok':>8s} {'WER':>6s} {'Whisper alone':>13s} "
+              f"{'gender':>7s} {'RTF':>6s}")
         for vad_type in VAD_TYPES:
             print(score(vad_type, convs, paths, tmp, {"vad_type": vad_type}), flush=True)
         hard = corpus([2, 3, 4], 1, hard=True)
@@ -90,6 +98,11 @@ def main() -> None:
               f"{sum(c.duration for c in hard):.0f} s")
         print(score("ten-vad", hard, hard_paths, tmp / "hard", {}), flush=True)
         print(score("+oracle n", hard, hard_paths, tmp / "hard-n", {}, oracle=True), flush=True)
+        for k, (kind, snr) in enumerate(x.split(":") for x in NOISE.split(",") if x):
+            loud = [Conversation(noisy(c, float(snr), kind, seed=k), c.turns, c.voices) for c in convs]
+            label = f"{kind} {float(snr):g} dB"
+            loud_paths = [c.write(tmp / f"{kind}{snr}-{i}.wav") for i, c in enumerate(loud)]
+            print(score(label, loud, loud_paths, tmp / label.replace(" ", "-"), {}), flush=True)
     from bench.diarize_heldout import main as heldout
 
     heldout()
@@ -134,8 +147,8 @@ def long_file(minutes: float) -> None:
 
 
 def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
-    ders, ders0, miss, fa, conf, scored = [], [], [], [], [], []
-    counts = g_hit = g_tot = 0
+    ders, ders0, miss, fa, conf, scored, base = [], [], [], [], [], [], []
+    counts = base_counts = g_hit = g_tot = 0
     wers, base_wers, wall = [], [], 0.0
     for i, (conv, path) in enumerate(zip(convs, paths, strict=True)):
         extra = {"num_speakers": len(conv.voices)} if oracle else {}
@@ -153,6 +166,9 @@ def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
         d0 = der(ref, hyp)
         ders0.append((d0["der"] * d0["scored_s"], d0["scored_s"]))
         counts += res["num_speakers"] == len(conv.voices)
+        b = der(ref, _baseline_turns(str(path)))
+        base.append((b["der"] * b["scored_s"], b["scored_s"]))
+        base_counts += len({x[2] for x in _baseline_turns(str(path))}) == len(conv.voices)
         text = " ".join(x.text for x in conv.turns)
         wers.append(wer(text, " ".join(w["word"] for w in res["words"])))
         base_wers.append(wer(text, _whisper_alone(str(path))))
@@ -162,8 +178,18 @@ def score(label, convs, paths, tmp: Path, params, oracle: bool = False) -> str:
     audio = sum(c.duration for c in convs)
     return (f"{label:9s} {sum(ders) / total:9.2%} {sum(a for a, _ in ders0) / sum(b for _, b in ders0):7.2%} "
             f"{sum(miss) / total:6.2%} {sum(fa) / total:6.2%} {sum(conf) / total:6.2%} "
-            f"{counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {np.mean(base_wers):13.2%} {g_hit:>3d}/{g_tot:<3d} "
+            f"{counts:>4d}/{len(convs):<3d} {sum(a for a, _ in base) / sum(b for _, b in base):15.2%} "
+            f"{base_counts:>4d}/{len(convs):<3d} {np.mean(wers):6.2%} {np.mean(base_wers):13.2%} {g_hit:>3d}/{g_tot:<3d} "
             f"{wall / audio:6.3f}")
+
+
+@functools.cache
+def _baseline_turns(path: str) -> list[tuple[float, float, str]]:
+    """The speakers' baseline (``bench.diarize_heldout``) on the same 16-bit file."""
+    from bench.diarize_heldout import baseline_labels, embed, window_turns
+
+    regions, windows, emb = embed(sf.read(path, dtype="float32")[0])
+    return window_turns(regions, windows, baseline_labels(emb))
 
 
 @functools.cache

@@ -142,6 +142,22 @@ def conversation(voices: list[Voice], n_turns: int, seed: int = 0, gap: tuple[fl
     return Conversation(audio, turns, list(voices), meta={"seed": seed})
 
 
+NOISE_SLOPES = {"white": 0.0, "pink": 0.5, "red": 1.0}   # amplitude ~ 1 / f ** slope
+
+
+def noisy(conv: Conversation, snr_db: float, kind: str = "white", seed: int = 0) -> np.ndarray:
+    """``conv``'s audio with stationary noise at ``snr_db`` against its speech (samples above
+    -80 dBFS): white, pink or red (brown), shaped in the frequency domain."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=len(conv.audio))
+    if NOISE_SLOPES[kind]:
+        spectrum = np.fft.rfft(noise) / np.arange(1, len(noise) // 2 + 2) ** NOISE_SLOPES[kind]
+        noise = np.fft.irfft(spectrum, len(noise))
+    speech = conv.audio[np.abs(conv.audio) > 1e-4]
+    noise *= np.sqrt(np.mean(speech ** 2) / 10 ** (snr_db / 10)) / noise.std()
+    return (conv.audio + noise).astype(np.float32)
+
+
 def noise_music(seconds: float, seed: int = 0) -> np.ndarray:
     """A few bars of synthetic music: plucked harmonic notes of a chord progression, with drums."""
     rng = np.random.default_rng(seed)
