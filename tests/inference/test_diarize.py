@@ -292,14 +292,14 @@ def test_speakers_in_loud_noise(two, tmp_path):
     assert der(ref, hyp, collar=0.25)["der"] < 0.15
 
 
-def test_language_is_told_from_the_denoised_speech(tmp_path):
-    """In pink noise at 5 dB SNR Whisper hears this English conversation's raw speech as Welsh
-    (0.86) and drops every word it then invents; heard after DeepFilterNet3 it is English, and
-    the words come back."""
-    rng = np.random.default_rng(1035)
-    conv = conversation([VOICES[i] for i in rng.permutation(len(VOICES))[:2]], 6, seed=1035)
+def test_language_is_told_as_whisper_alone_tells_it(tmp_path):
+    """In pink noise at 5 dB SNR, the first 30 s of this English conversation's VAD speech sound
+    Welsh to Whisper, and every word decoded as Welsh was dropped; the file's first 30 s, which
+    Whisper alone hears, sound English, and the words come back (Whisper alone: WER 45 %)."""
+    rng = np.random.default_rng(1051)
+    conv = conversation([VOICES[i] for i in rng.permutation(len(VOICES))[:3]], 9, seed=1051)
     path = tmp_path / "pink.wav"
     sf.write(path, noisy(conv, 5.0, "pink", seed=2), 16000, subtype="PCM_16")
     res = run_diarize(tmp_path / "out", path).result
     assert res["language"] == "en"
-    assert wer(" ".join(t.text for t in conv.turns), " ".join(w["word"] for w in res["words"])) < 0.5
+    assert wer(" ".join(t.text for t in conv.turns), " ".join(w["word"] for w in res["words"])) < 0.6
