@@ -303,3 +303,17 @@ def test_language_is_told_as_whisper_alone_tells_it(tmp_path):
     res = run_diarize(tmp_path / "out", path).result
     assert res["language"] == "en"
     assert wer(" ".join(t.text for t in conv.turns), " ".join(w["word"] for w in res["words"])) < 0.6
+
+
+def test_language_where_speech_starts_after_30_s_is_told_from_there(two):
+    """A file that opens with 40 s of near-silence: Whisper alone would tell the language from
+    that silence; the pipeline hears the 30 s from where the speech starts, and says English."""
+    from services.inference.pipelines.diarize import RATE, DiarizePipeline
+    from tests.inference.conftest_diarize import client
+
+    _d, conv, _path = two
+    lead = np.random.default_rng(0).normal(scale=1e-4, size=40 * RATE).astype(np.float32)
+    audio = np.concatenate([lead, conv.audio])
+    regions = [(40.0 + t.start, 40.0 + t.end) for t in conv.turns]
+    assert DiarizePipeline(client())._language(audio, regions, None)["language"] == "en"
+    assert DiarizePipeline(client())._language(audio, regions, "fr") == {"language": "fr", "language_probability": None}
