@@ -315,5 +315,6 @@ def test_language_where_speech_starts_after_30_s_is_told_from_there(two):
     lead = np.random.default_rng(0).normal(scale=1e-4, size=40 * RATE).astype(np.float32)
     audio = np.concatenate([lead, conv.audio])
     regions = [(40.0 + t.start, 40.0 + t.end) for t in conv.turns]
-    assert DiarizePipeline(client())._language(audio, regions, None)["language"] == "en"
-    assert DiarizePipeline(client())._language(audio, regions, "fr") == {"language": "fr", "language_probability": None}
+    pipeline = DiarizePipeline(client())
+    assert pipeline._language(audio, regions, None)["language"] == "en"
+    assert pipeline._language(audio, regions, "fr") == {"language": "fr", "language_probability": None}

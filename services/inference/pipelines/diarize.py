@@ -259,7 +259,7 @@ class DiarizePipeline(Pipeline):
         groups = decode_spans(clips, duration, SPAN_S)
         segments, dropped, prompt = [], [], ""
         for g, (t0, t1) in enumerate(groups):
-            out = self._decode_span(audio, t0, t1, [(t0, t1)], language, prompt)
+            out = self._decode_span(audio, t0, t1, language, prompt)
             self._guard(out, segments, dropped, clips)
             prompt = " ".join(x["text"] for x in segments[-8:])[-PROMPT_CHARS:]
             ctx.hook("transcribe", completed=g + 1, total=len(groups))
@@ -267,14 +267,13 @@ class DiarizePipeline(Pipeline):
         words = [(w["start"], w["end"]) for x in segments for w in x["words"]]
         for s, e in unheard(regions, words, REDECODE_MIN_S, rejected=[(x["start"], x["end"]) for x in dropped]):
             t0, t1 = max(0.0, s - REDECODE_PAD_S), min(duration, e + REDECODE_PAD_S)
-            out = [_inside(x, s, e) for x in self._decode_span(audio, t0, t1, [(t0, t1)], language, "")]
+            out = [_inside(x, s, e) for x in self._decode_span(audio, t0, t1, language, "")]
             self._guard([x for x in out if x["words"]], found, dropped)
         return sorted(segments + found, key=lambda x: x["start"]), dropped
 
-    def _decode_span(self, audio: np.ndarray, t0: float, t1: float, clips: list[tuple[float, float]],
-                     language: str, prompt: str) -> list[dict]:
-        """Whisper's segments for ``clips`` (file seconds) of the audio t0..t1, in file times."""
-        rel = np.array([[s - t0, e - t0] for s, e in clips], np.float32)
+    def _decode_span(self, audio: np.ndarray, t0: float, t1: float, language: str, prompt: str) -> list[dict]:
+        """Whisper's segments for the audio t0..t1 (file seconds), decoded whole, in file times."""
+        rel = np.array([[0.0, t1 - t0]], np.float32)
         out = parse_json_output(self.models.infer(
             "whisper", {"audio": np.asarray(audio[int(t0 * RATE):int(np.ceil(t1 * RATE))]), "clips": rel},
             {"language": language, "prompt": prompt})["result"])
