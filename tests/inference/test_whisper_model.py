@@ -7,7 +7,7 @@ import pytest
 
 from services.inference.model_client import parse_json_output
 from services.inference.models.whisper import Whisper
-from tests.inference.audiogen import noise_music
+from tests.inference.audiogen import VOICES, conversation, noise_music
 
 
 @pytest.fixture(scope="module")
@@ -33,3 +33,19 @@ def test_sampled_retries_are_the_same_on_every_call(whisper):
     assert _texts(whisper, music) == first
     _texts(whisper, np.zeros(16000, np.float32))  # a call between that does not sample
     assert _texts(whisper, music) == first
+
+
+def test_words_are_the_words_whisper_alone_writes(whisper):
+    # Word times asked for during the decode move each next 30 s window's start to the last word's
+    # end, so the decode drifts from Whisper alone's: on this 28 s conversation the words differed.
+    # Aligned after the decode, they are Whisper alone's words, with times that run forward.
+    rng = np.random.default_rng(1052)
+    voices = [VOICES[i] for i in rng.permutation(len(VOICES))[:3]]
+    audio = conversation(voices, 9, seed=1052).audio.astype(np.float32)
+    clips = np.array([[0.0, len(audio) / 16000]], np.float32)
+    out = parse_json_output(whisper.predict({"audio": audio, "clips": clips}, {"language": "auto"})["result"])
+    words = [w for s in out["segments"] for w in s["words"]]
+    alone, _ = whisper.seeded().transcribe(audio, beam_size=5)
+    assert " ".join(w["word"].strip() for w in words).split() == " ".join(s.text for s in alone).split()
+    assert all(a["start"] <= b["start"] and a["start"] <= a["end"] for a, b in zip(words, words[1:]))
+    assert all(s["start"] <= s["words"][0]["start"] + 0.5 for s in out["segments"] if s["words"])
