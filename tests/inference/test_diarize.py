@@ -305,6 +305,21 @@ def test_language_is_told_as_whisper_alone_tells_it(tmp_path):
     assert wer(" ".join(t.text for t in conv.turns), " ".join(w["word"] for w in res["words"])) < 0.6
 
 
+def test_a_decode_whisper_doubts_is_tried_in_the_runner_up_language(tmp_path):
+    """In pink noise at 5 dB SNR this English conversation's first 30 s sound Welsh to Whisper
+    alone too (cy 0.63, en 0.22), and decoded as Welsh its words are invented or lost (Whisper
+    alone: WER 94 %). Whisper doubts that decode (mean log probability about -2.6, under its own
+    bar of -1), so the runner-up is tried (about -0.6) and kept. A forced language is kept as given."""
+    rng = np.random.default_rng(1035)
+    conv = conversation([VOICES[i] for i in rng.permutation(len(VOICES))[:2]], 6, seed=1035)
+    path = tmp_path / "pink.wav"
+    sf.write(path, noisy(conv, 5.0, "pink", seed=2), 16000, subtype="PCM_16")
+    res = run_diarize(tmp_path / "out", path).result
+    assert res["language"] == "en"
+    assert wer(" ".join(t.text for t in conv.turns), " ".join(w["word"] for w in res["words"])) < 0.6
+    assert run_diarize(tmp_path / "forced", path, language="cy").result["language"] == "cy"
+
+
 def test_language_where_speech_starts_after_30_s_is_told_from_there(two):
     """A file that opens with 40 s of near-silence: Whisper alone would tell the language from
     that silence; the pipeline hears the 30 s from where the speech starts, and says English."""
@@ -316,5 +331,5 @@ def test_language_where_speech_starts_after_30_s_is_told_from_there(two):
     audio = np.concatenate([lead, conv.audio])
     regions = [(40.0 + t.start, 40.0 + t.end) for t in conv.turns]
     pipeline = DiarizePipeline(client())
-    assert pipeline._language(audio, regions, None)["language"] == "en"
-    assert pipeline._language(audio, regions, "fr") == {"language": "fr", "language_probability": None}
+    assert pipeline._language(audio, regions, None)[0]["language"] == "en"
+    assert pipeline._language(audio, regions, "fr") == ({"language": "fr", "language_probability": None}, None)

@@ -193,7 +193,8 @@ def align_words(model: Any, audio: np.ndarray, clip_timestamps: list[float], seg
     """``{"start", "end", "words"}`` for each segment decoded without word times, window by
     window, as faster-whisper's ``word_timestamps`` computes them (its ``add_word_timestamps`` on
     the window's encoding, which also moves a segment's ends to its words'), but after the decode,
-    so that they cannot move where the next window starts."""
+    so that they cannot move where the next window starts. A window's times end where the next
+    window starts."""
     from faster_whisper import WhisperModel
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
@@ -222,10 +223,13 @@ def align_words(model: Any, audio: np.ndarray, clip_timestamps: list[float], seg
         encoded = model.encode(pad_or_trim(features[:, seek:seek + size]))
         last_speech = model.add_word_timestamps(
             [window], tokenizer, encoded, size, *punctuation, last_speech_timestamp=last_speech)
+        # The decoder closed the window where the next one starts; the alignment can run a last
+        # word past that, ahead of the next window's first word ("your Press password. 4").
+        until = segments[j].seek / model.frames_per_second if j < len(segments) else np.inf
         aligned.extend({
-            "start": float(seg["start"]), "end": float(seg["end"]),
-            "words": [{"start": float(w["start"]), "end": float(w["end"]), "word": w["word"],
-                       "probability": float(w["probability"])} for w in seg["words"]],
+            "start": min(float(seg["start"]), until), "end": min(float(seg["end"]), until),
+            "words": [{"start": min(float(w["start"]), until), "end": min(float(w["end"]), until),
+                       "word": w["word"], "probability": float(w["probability"])} for w in seg["words"]],
         } for seg in window)
         i = j
     return aligned

@@ -83,6 +83,7 @@ TURN_MODEL = "speaker_segmentation"
 TURN_THRESHOLD = 0.5            # its speech probability; calib split (docs/diarize.md)
 TURN_CONTEXT_S = 10.0           # denoised audio before each block that it hears (one model chunk)
 LANGUAGE_S = 30                 # audio Whisper tells the language from (its own window)
+RETRY_LOGPROB = -1.0            # a decode less sure than this is tried in the runner-up language (Whisper's own bar)
 
 log = get_logger(__name__)
 _SENTENCE = re.compile(r"(?<=[.!?…。？！])\s+")
@@ -153,14 +154,25 @@ class DiarizePipeline(Pipeline):
         """Language and Whisper segments (none with an input SRT), and the hallucinations dropped.
         Whisper hears the speech of either detector: the segmentation model keeps word edges and
         quiet words that the VAD drops (fewer deletions on the calib split, docs/diarize.md). The
-        VAD still decides whether there is speech to transcribe."""
+        VAD still decides whether there is speech to transcribe. A told language whose decode
+        Whisper doubts (mean log probability under ``RETRY_LOGPROB``) is tried against the runner-up,
+        and the surer decode wins: noise makes Whisper base hear English as Welsh."""
         lang_info: dict[str, Any] = {"language": None, "language_probability": None}
         segments: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
         if srt_cues is None and regions:
-            lang_info = self._language(audio, regions, language)
-            segments, dropped = self._transcribe(ctx, audio, _merge_spans(regions + turn_regions),
-                                                 lang_info["language"])
+            lang_info, runner_up = self._language(audio, regions, language)
+            spans = _merge_spans(regions + turn_regions)
+            segments, dropped = self._transcribe(ctx, audio, spans, lang_info["language"])
+            if runner_up and _logprob(segments + dropped) < RETRY_LOGPROB:
+                # Whisper doubts its own decode: the language may be wrong (noisy English told as Welsh)
+                other = self._transcribe(ctx, audio, spans, runner_up[0])
+                log.info("diarize.language_retry", language=lang_info["language"], runner_up=runner_up[0],
+                         logprob=round(_logprob(segments + dropped), 3),
+                         runner_up_logprob=round(_logprob(other[0] + other[1]), 3))
+                if _logprob(other[0] + other[1]) > _logprob(segments + dropped):
+                    lang_info = {"language": runner_up[0], "language_probability": round(runner_up[1], 4)}
+                    segments, dropped = other
             if not segments and language is None:  # a language "detected" on noise means nothing
                 lang_info = {"language": None, "language_probability": None}
         ctx.hook("transcribe", completed=1, total=1)
@@ -234,18 +246,21 @@ class DiarizePipeline(Pipeline):
         clean = np.memmap(ctx.workdir / "clean16k.f32", dtype=np.float32, mode="r")
         return audio, clean, (np.concatenate(probs), hop), (np.concatenate(turns.probs), turns.hop, turns.model)
 
-    def _language(self, audio: np.ndarray, regions: list[tuple[float, float]], forced: str | None) -> dict:
+    def _language(self, audio: np.ndarray, regions: list[tuple[float, float]],
+                  forced: str | None) -> tuple[dict, tuple[str, float] | None]:
         """Whisper's language, told as Whisper alone tells it: from the first 30 s of the file, or,
         where speech starts later, from the 30 s where it starts. The first 30 s of VAD speech
         (before 2026-12-05) read noise as Welsh in 11 of 40 noisy synthetic English conversations,
-        the file's first 30 s in 8, with no loss on the calib voices (docs/diarize.md)."""
+        the file's first 30 s in 8, with no loss on the calib voices (docs/diarize.md). With it, the
+        runner-up (code, probability) for a decode Whisper doubts."""
         if forced is not None:
-            return {"language": forced, "language_probability": None}
+            return {"language": forced, "language_probability": None}, None
         start = int(regions[0][0] * RATE) if regions[0][0] >= LANGUAGE_S else 0
         info = parse_json_output(self.models.infer(
             "whisper", {"audio": np.asarray(audio[start:start + LANGUAGE_S * RATE])},
             {"task": "detect_language"})["result"])
-        return {"language": info["language"], "language_probability": round(info["language_probability"], 4)}
+        runner_up = tuple(info["top"][1]) if len(info.get("top", [])) > 1 else None
+        return {"language": info["language"], "language_probability": round(info["language_probability"], 4)}, runner_up
 
     def _transcribe(self, ctx: JobContext, audio: np.ndarray, regions: list[tuple[float, float]],
                     language: str) -> tuple[list[dict], list[dict]]:
@@ -472,6 +487,14 @@ def _intersect(spans: list[tuple[float, float]], speech: list[tuple[float, float
         inside = [(max(s, a), min(e, b)) for a, b in speech if min(e, b) > max(s, a)]
         out += inside or [(s, e)]
     return out
+
+
+def _logprob(segments: list[dict[str, Any]]) -> float:
+    """The decoder's mean log probability over decoded segments, kept or dropped, by duration."""
+    seconds = np.array([x["end"] - x["start"] for x in segments], np.float64)
+    if seconds.sum() <= 0:
+        return 0.0
+    return float(np.dot(seconds, [x["avg_logprob"] for x in segments]) / seconds.sum())
 
 
 def _heard_in(seg: dict[str, Any], speech: list[tuple[float, float]]) -> bool:
