@@ -25,7 +25,7 @@ lost every word after an early stop: 35 of 81 words of one 30 s turn.)
 The words get their times afterwards (:func:`align_words`), from the same cross-attention
 alignment faster-whisper runs when asked for word timestamps. Asked during the decode, that
 alignment also moves each next window's start to the last word's end, so the decode is no longer
-Whisper alone's: on 2 of 8 clean synthetic conversations the words differed (docs/diarize.md).
+Whisper alone's: on 4 of 8 clean synthetic conversations the words differed (docs/diarize.md).
 Aligned afterwards, the words are exactly the words Whisper alone writes.
 
 Decoding follows Whisper's own ladder: beam search first, and where a window's text repeats

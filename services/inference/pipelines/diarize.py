@@ -164,15 +164,16 @@ class DiarizePipeline(Pipeline):
             lang_info, runner_up = self._language(audio, regions, language)
             spans = _merge_spans(regions + turn_regions)
             segments, dropped = self._transcribe(ctx, audio, spans, lang_info["language"])
-            if runner_up and _logprob(segments + dropped) < RETRY_LOGPROB:
+            sureness = _logprob(segments + dropped)
+            if runner_up and sureness < RETRY_LOGPROB:
                 # Whisper doubts its own decode: the language may be wrong (noisy English told as Welsh)
-                other = self._transcribe(ctx, audio, spans, runner_up[0])
+                other_segments, other_dropped = self._transcribe(ctx, audio, spans, runner_up[0])
+                other_sureness = _logprob(other_segments + other_dropped)
                 log.info("diarize.language_retry", language=lang_info["language"], runner_up=runner_up[0],
-                         logprob=round(_logprob(segments + dropped), 3),
-                         runner_up_logprob=round(_logprob(other[0] + other[1]), 3))
-                if _logprob(other[0] + other[1]) > _logprob(segments + dropped):
+                         logprob=round(sureness, 3), runner_up_logprob=round(other_sureness, 3))
+                if other_sureness > sureness:
                     lang_info = {"language": runner_up[0], "language_probability": round(runner_up[1], 4)}
-                    segments, dropped = other
+                    segments, dropped = other_segments, other_dropped
             if not segments and language is None:  # a language "detected" on noise means nothing
                 lang_info = {"language": None, "language_probability": None}
         ctx.hook("transcribe", completed=1, total=1)
