@@ -27,7 +27,7 @@ TRITON = REPO / "var" / "triton"
 SERVER = TRITON / "server"
 ENV_SITE = TRITON / "env" / "lib" / "python3.11" / "site-packages"
 ONNX_RUNNER = REPO / "services" / "inference" / "model_server" / "triton_onnx.py"
-STUB_TIMEOUT_S = 120   # python backend stub start-up (its default, 30 s, is too short on a loaded CPU)
+STUB_TIMEOUT_S = 120   # python backend stub start-up: ten stubs on two loaded cores outran its default 30 s
 
 
 def build_repository(dest: Path, models: list[str] | None = None) -> Path:
@@ -81,7 +81,6 @@ class TritonServer(ServerProcess):
                 f"--backend-directory={SERVER / 'backends'}", f"--http-port={self.http_port}",
                 f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
                 "--allow-gpu-metrics=false", "--log-verbose=0", "--exit-timeout-secs=10",
-                # ten stubs starting on two busy cores outran the default 30 s: boost lock_exception
                 f"--backend-config=python,stub-timeout-seconds={STUB_TIMEOUT_S}"]
 
     def environment(self) -> dict[str, str]:

@@ -17,7 +17,8 @@ Steps (each reports progress through ``ctx.hook``):
                   denoised audio;
 3. ``transcribe`` the file decoded by Whisper as one stream, as Whisper alone decodes it
                   (seeking on after an early stop, conditioned on the previous text), language
-                  detected once, as Whisper alone does (the first 30 s) when ``auto``, word timestamps;
+                  detected once, as Whisper alone does (the first 30 s) when ``auto``, and the
+                  runner-up tried where Whisper doubts the whole decode; words timed after it;
                   hallucinated segments dropped (``diarization.guard``), and those with no word
                   in the speech that the VAD or the segmentation model hears (padded);
                   then every second or more of speech that no word covers (where the decoder
