@@ -2,7 +2,7 @@
 
 Builds conversations like the held-out ones (``bench/diarize_corpus.py``) from the calib split
 (Allison's recordings and 13 festival voices, half of the conversations in the telephone band;
-calib ambience and music), embeds them once and caches them in ``var/diarize-cache/calib-v2``
+calib ambience and music), embeds them once and caches them in ``var/diarize-cache/calib-v3``
 (``bench/diarize_cache.py``), then sweeps:
 - the baseline's single agglomerative cut (``BASELINE_THRESHOLD`` in bench/diarize_heldout.py),
   on the input's VAD regions and CAM++ embeddings;

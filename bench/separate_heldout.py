@@ -193,6 +193,7 @@ def cached(path: Path | None, n_mix: int = N_MIX, role: str = "eval") -> tuple[l
     mixes = mixtures(n_mix, role=role)
     stages = speech_stage(mixes)
     if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, voice=[m.voice for m in mixes], fx=[m.effects for m in mixes],
                  speech=np.stack([m.speech for m in mixes]), music=np.stack([m.music for m in mixes]),
                  effect=np.stack([m.effect for m in mixes]), st_speech=np.stack([s.speech for s in stages]),

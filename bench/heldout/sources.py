@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 import subprocess
 import zlib
 from dataclasses import dataclass
@@ -209,6 +210,16 @@ def _check_role(role: str) -> None:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
 
 
+# Prompts of every asterisk voice that are not speech: their transcripts, in each language that
+# has one, are only a bracketed description ("[ascending tones]", "[sound of monkeys screaming]").
+# Until 2026-12-05 they were drawn as the voice's speech: one eval conversation counted 16 s of
+# screaming monkeys as Carlo's turn, and the WER references held "sound of monkeys screaming".
+# The French and Italian transcripts lack the beeps, and three voices have no transcripts at all,
+# so the names decide for every voice.
+NON_SPEECH = frozenset({"ascending-2tone", "descending-2tone", "beep", "beeperr", "tt-monkeys"})
+_BRACKETED = re.compile(r"\[[^\]]*\]")
+
+
 @cache
 def _transcripts(package: str) -> dict[str, str]:
     """``name: text`` lines of an asterisk ``core-sounds-XX.txt.gz``, keyed by prompt path."""
@@ -218,8 +229,18 @@ def _transcripts(package: str) -> dict[str, str]:
     return {name.strip(): text.strip() for name, text in pairs if text.strip()}
 
 
+def spoken_text(text: str | None) -> str | None:
+    """A transcript without its bracketed notes ("at [@]" -> "at"), None where nothing is left
+    ("[sound of monkeys screaming]"): a bracket describes a sound or a symbol, not words said."""
+    if text is None:
+        return None
+    words = " ".join(_BRACKETED.sub(" ", text).split())
+    return words if any(c.isalnum() for c in words) else None
+
+
 def voices(role: str) -> list[Utterance]:
-    """Every utterance of the voices with this role, sorted by source and path."""
+    """Every spoken utterance of the voices with this role, sorted by source and path: the
+    silences, tones, beeps and monkeys of the prompt sets (``NON_SPEECH``) are left out."""
     _check_role(role)
     out = []
     for v in VOICES:
@@ -229,9 +250,10 @@ def voices(role: str) -> list[Utterance]:
         texts = _transcripts(v.transcripts) if v.transcripts else {}
         for path in sorted(p for p in root.rglob("*") if p.suffix in AUDIO_SUFFIXES):
             key = path.relative_to(root).with_suffix("").as_posix()
-            if key.startswith("silence/"):
+            text = spoken_text(texts.get(key))
+            if key.startswith("silence/") or key in NON_SPEECH or (key in texts and text is None):
                 continue
-            out.append(Utterance(v.name, v.speaker, v.lang, v.gender, path, texts.get(key)))
+            out.append(Utterance(v.name, v.speaker, v.lang, v.gender, path, text))
     return out
 
 

@@ -216,3 +216,19 @@ def test_every_heldout_package_has_one_role():
         roles.setdefault(source.package, set()).add(source.role)
     assert {package: r for package, r in roles.items() if len(r) > 1} == {}
     assert {r for rs in roles.values() for r in rs} == set(ho.ROLES)
+
+
+def test_heldout_voices_drop_bracketed_notes_and_non_speech_prompts():
+    """A transcript's brackets describe a sound or a symbol, not words said; a prompt that is
+    only such a sound (tones, beeps, screaming monkeys) is no voice's speech."""
+    from bench.heldout import sources as ho
+
+    assert ho.spoken_text("at [@]") == "at"
+    assert ho.spoken_text("[!] punto esclamativo") == "punto esclamativo"
+    assert ho.spoken_text("Il [suo] messaggio è stato salvato.") == "Il messaggio è stato salvato."
+    assert ho.spoken_text("[sound of monkeys screaming]") is None
+    assert ho.spoken_text("[ tono de error ]") is None
+    assert ho.spoken_text(None) is None
+    assert ho.spoken_text("Pause.") == "Pause."
+    assert {"tt-monkeys", "beep", "ascending-2tone"} <= ho.NON_SPEECH
+    assert "tt-monkeysintro" not in ho.NON_SPEECH      # "the monkeys have eaten...": spoken
