@@ -1,7 +1,7 @@
 """Cached conversations for the diarize clustering experiments (calib or eval split).
 
 Each conversation is built once (``bench/diarize_corpus.py``), run through the pipeline's VAD
-and CAM++ windows, and saved to ``var/diarize-cache/<calib-v3|eval-v2>/<k>.npz`` with its reference turns,
+and CAM++ windows, and saved to ``var/diarize-cache/<calib-v3|eval-v3>/<k>.npz`` with its reference turns,
 its audio and its DeepFilterNet3-denoised audio, and two sets of speech regions, windows and
 embeddings (of the input and of the denoised audio in the same windows): VAD on the input (what
 the baseline and Whisper use) and VAD on the denoised audio (what the pipeline's speaker turns
@@ -30,10 +30,11 @@ from services.inference.diarization.vad import VadOptions, speech_regions
 
 ROOT = Path(__file__).resolve().parents[1] / "var" / "diarize-cache"
 SEEDS = {"calib": 7100, "eval": 20260}   # bench.diarize_calibrate.SEED, bench.diarize_heldout.SEED
-# calib-v2: the calib corpus with festival voices and telephone band (2026-12-03); v3 and eval-v2:
-# without the prompts that are not speech (tones, beeps, monkeys; 2026-12-05). A cache of an older
-# corpus must not be read as this one.
-DIRS = {"calib": "calib-v3", "eval": "eval-v2"}
+# calib-v2: the calib corpus with festival voices and telephone band (2026-12-03); calib-v3 and
+# eval-v3: without the prompts that are not speech (tones, beeps, monkeys) and with the noise and
+# music drawn apart from the prompts (2026-12-05). A cache of an older corpus must not be read as
+# this one.
+DIRS = {"calib": "calib-v3", "eval": "eval-v3"}
 
 
 @dataclass

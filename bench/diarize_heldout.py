@@ -107,7 +107,7 @@ def _pct(x: float) -> str:
 
 
 def main() -> None:
-    n_convs = int(os.environ.get("BENCH_HELDOUT_CONVS", "15"))
+    n_convs = int(os.environ.get("BENCH_HELDOUT_CONVS", "30"))  # 15 swung the count from 12/15 to 6/15 on a redraw
     n_mono = int(os.environ.get("BENCH_HELDOUT_MONO", "12"))  # 6 moved the mean by a point a run
     role = os.environ.get("BENCH_HELDOUT_ROLE", "eval")        # calib: the same measures where constants are set
     t0 = time.perf_counter()
