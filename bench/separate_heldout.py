@@ -29,7 +29,7 @@ from services.common.audio import InvalidAudio
 from tools.metrics import si_sdr
 
 R = 48000
-N_MIX, SECONDS, SEED = 12, 12.0, 16_016
+N_MIX, SECONDS, SEED = 24, 12.0, 16_016   # 24 since 2026-12-05: 12 left 6 mixtures a group
 
 
 @dataclass
