@@ -12,8 +12,8 @@ per setting. The labels per window give the same turns as the pipeline
 pipeline's DER with the estimated count.
 
     python -m bench.diarize_cache calib 20       # fill the cache (the calibration set)
-    python -m bench.diarize_cache eval 15        # the held-out conversations of bench.diarize_heldout
-    python -m bench.diarize_cache eval 15 score  # DER and counts: baseline, before, the pipeline
+    python -m bench.diarize_cache eval 30        # the held-out conversations of bench.diarize_heldout
+    python -m bench.diarize_cache eval 30 score  # DER and counts: baseline, before, the pipeline
 """
 
 from __future__ import annotations

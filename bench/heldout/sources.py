@@ -234,7 +234,7 @@ def spoken_text(text: str | None) -> str | None:
     ("[sound of monkeys screaming]"): a bracket describes a sound or a symbol, not words said."""
     if text is None:
         return None
-    words = " ".join(_BRACKETED.sub(" ", text).split())
+    words = re.sub(r" ([.,;:!?])", r"\1", " ".join(_BRACKETED.sub(" ", text).split()))
     return words if any(c.isalnum() for c in words) else None
 
 
