@@ -5,8 +5,8 @@ and CAM++ windows, and saved to ``var/diarize-cache/<calib-v3|eval-v3>/<k>.npz``
 its audio and its DeepFilterNet3-denoised audio, and two sets of speech regions, windows and
 embeddings (of the input and of the denoised audio in the same windows): VAD on the input (what
 the baseline and Whisper use) and VAD on the denoised audio (what the pipeline's speaker turns
-used before the segmentation model). The pipeline's windows and turns now come from that model;
-they and their embeddings are computed when scored. A sweep costs a minute, not a Whisper run
+used before the segmentation model). The pipeline's turns now come from that model (computed when
+scored) and its windows from the input's VAD speech (cached). A sweep costs a minute, not a Whisper run
 per setting. The labels per window give the same turns as the pipeline
 (``bench.diarize_heldout.window_turns`` is the pipeline's rule), so the DER here is the
 pipeline's DER with the estimated count.
@@ -58,9 +58,15 @@ class Item:
     _turns: list[tuple[float, float]] | None = None
 
     def pipeline(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
-        """As the pipeline works: windows and turns over the speech the segmentation model hears
-        in the denoised audio; each window's embedding the sum of input and denoised CAM++
-        (computed here, not cached: the cache holds the windows of the VAD speech)."""
+        """As the pipeline works: turns over the speech the segmentation model hears in the
+        denoised audio, windows over the input's VAD speech (since 2026-12-05, afternoon), each
+        window's embedding the sum of input and denoised CAM++ (all cached but the turns)."""
+        e = self.emb + self.emb_dfn
+        return self.turn_regions(), self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+
+    def segmentation_windows(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+        """The pipeline from 2026-12-03 to 2026-12-05: windows over the segmentation model's
+        speech too (their embeddings computed here, not cached)."""
         regions = self.turn_regions()
         windows = speaker_windows(regions)
         if len(windows) == 0:
@@ -150,7 +156,8 @@ def load_set(role: str, n: int) -> list[Item]:
 def report(items: list[Item]) -> None:
     """Pooled DER and exact counts per group: the fixed-cut baseline, the pipeline before issue
     16's denoised front end (input VAD and CAM++), the pipeline before the segmentation model
-    (windows on the input's VAD speech, turns on the denoised audio's), and the pipeline now."""
+    (windows on the input's VAD speech, turns on the denoised audio's), the pipeline of
+    2026-12-03..05 (windows on the segmentation model's speech too), and the pipeline now."""
     from bench.diarize_heldout import baseline_labels, window_turns
     from services.inference.diarization.clustering import cluster
     from tools.metrics import der
@@ -159,7 +166,8 @@ def report(items: list[Item]) -> None:
     for it in items:
         runs = {"baseline": (it.regions, it.windows, baseline_labels(it.emb)),
                 "before": (it.regions, it.windows, cluster(it.emb))}
-        for name, (regions, windows, emb) in (("Timbr", it.pipeline()), ("VAD speech", it.vad_pipeline())):
+        for name, (regions, windows, emb) in (("Timbr", it.pipeline()), ("segmentation windows", it.segmentation_windows()),
+                                              ("VAD speech", it.vad_pipeline())):
             runs[name] = (regions, windows, cluster(emb) if len(emb) else np.zeros(0, np.int64))
         rows.append((it, {k: (der(it.ref, window_turns(r, w, lab)), len(set(lab.tolist())))
                           for k, (r, w, lab) in runs.items()}))
@@ -172,7 +180,7 @@ def report(items: list[Item]) -> None:
         sub = [r for r in rows if sel(r[0])]
         tot = sum(r[1]["Timbr"][0]["scored_s"] for r in sub)
         cells = []
-        for k in ("Timbr", "VAD speech", "before", "baseline"):
+        for k in ("Timbr", "segmentation windows", "VAD speech", "before", "baseline"):
             d = {m: sum(r[1][k][0][m] * r[1][k][0]["scored_s"] for r in sub) / tot
                  for m in ("der", "miss", "false_alarm", "confusion")}
             exact = sum(r[1][k][1] == r[0].n_speakers for r in sub)

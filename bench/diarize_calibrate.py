@@ -48,7 +48,8 @@ FEATURES: dict[str, Features] = {
     "denoised VAD, input CAM++": lambda it: (it.cregions, it.cwindows, it.cemb),
     "denoised VAD, denoised CAM++": lambda it: (it.cregions, it.cwindows, it.cemb_dfn),
     "denoised VAD, sum": lambda it: (it.cregions, it.cwindows, _unit(it.cemb + it.cemb_dfn)),
-    "segmentation speech, sum (pipeline)": Item.pipeline,
+    "segmentation speech, sum (12-03..12-05)": Item.segmentation_windows,
+    "segmentation turns, input VAD windows, sum (pipeline)": Item.pipeline,
 }
 
 
@@ -85,9 +86,9 @@ def main() -> None:
         print(_line(f"spectral, {name}", score(data, clustering.cluster, f)), flush=True)
     for up in (0, 1, 2, 3):
         with mock.patch.object(clustering, "SILHOUETTE_UP", up):
-            result = score(data, clustering.cluster, features["segmentation speech, sum (pipeline)"])
+            result = score(data, clustering.cluster, features["segmentation turns, input VAD windows, sum (pipeline)"])
         print(_line(f"pipeline, SILHOUETTE_UP {up}", result), flush=True)
-    for name in ("segmentation speech, sum (pipeline)", "denoised VAD, sum"):
+    for name in ("segmentation turns, input VAD windows, sum (pipeline)", "denoised VAD, sum"):
         for weighted in (False, True):
             for choices in (1, 5):
                 for keep in (5, 6, 7, 8, 10, 12):

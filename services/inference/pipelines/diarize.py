@@ -9,8 +9,8 @@ Steps (each reports progress through ``ctx.hook``):
 2. ``vad``        per block, through the chosen detector (``vad_ten`` / ``vad_silero`` /
                   ``vad_webrtc``), then ``speech_regions`` applies threshold, minimum speech and
                   minimum silence exactly, on the input, for Whisper (``speech_regions`` in the
-                  result); the speaker windows and turns cover the speech that the
-                  speaker-segmentation model (``speaker_segmentation``) hears in the denoised
+                  result, and the speech the speaker windows cover); the turns cover the speech
+                  that the speaker-segmentation model (``speaker_segmentation``) hears in the denoised
                   audio, with the same minimum speech and silence (it misses less of a recorded
                   voice than a VAD, and noise and music beds make far fewer false alarms in
                   denoised audio); where that model is not served, the chosen detector on the
@@ -23,7 +23,7 @@ Steps (each reports progress through ``ctx.hook``):
                   in the speech that the VAD or the segmentation model hears (padded);
                   then every second or more of speech that no word covers (where the decoder
                   jumped ahead) decoded again on its own, unprompted, and its words merged in;
-4. ``embed``      CAM++ embeddings of 1.5 s windows over the turns' speech, of the input and of the
+4. ``embed``      CAM++ embeddings of 1.5 s windows over the input's VAD speech, of the input and of the
                   denoised audio, summed: noise lowers a voice's similarity to itself less in
                   the sum than in either (calibrated on the calib split, docs/diarize.md);
 5. ``cluster``    spectral clustering: exactly ``num_speakers``, or a count estimated within
@@ -106,7 +106,9 @@ class DiarizePipeline(Pipeline):
         with _timed(timings, "transcribe"):                               # 3. segments with words, file times
             lang_info, segments, dropped = self._transcription(ctx, audio, regions, turn_regions, language, srt_cues)
         with _timed(timings, "embed"):                                    # 4. windows (n, 2) -> (n, 192)
-            windows = speaker_windows(turn_regions)
+            # over the input's VAD speech, not the turns' wider speech: on the corrected calib split
+            # the same DER and 35/40 counts exact against 31/40 (docs/diarize.md, 2026-12-05)
+            windows = speaker_windows(regions)
             emb = self._embed(ctx, audio, clean, windows)
         with _timed(timings, "cluster"):                                  # 5. labels (n,) on a timeline
             timeline = self._cluster(ctx, params, windows, emb)
