@@ -37,6 +37,11 @@ SEEDS = {"calib": 7100, "eval": 20260}   # bench.diarize_calibrate.SEED, bench.d
 DIRS = {"calib": "calib-v3", "eval": "eval-v3"}
 
 
+def unit(e: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as the pipeline normalises its summed embeddings."""
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+
+
 @dataclass
 class Item:
     name: str
@@ -61,8 +66,7 @@ class Item:
         """As the pipeline works: turns over the speech the segmentation model hears in the
         denoised audio, windows over the input's VAD speech (since 2026-12-05, afternoon), each
         window's embedding the sum of input and denoised CAM++ (all cached but the turns)."""
-        e = self.emb + self.emb_dfn
-        return self.turn_regions(), self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+        return self.turn_regions(), self.windows, unit(self.emb + self.emb_dfn)
 
     def segmentation_windows(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
         """The pipeline from 2026-12-03 to 2026-12-05: windows over the segmentation model's
@@ -71,15 +75,14 @@ class Item:
         windows = speaker_windows(regions)
         if len(windows) == 0:
             return regions, windows, np.zeros((0, 192), np.float32)
-        e = sum(_models().infer("speaker_embedding", {"audio": x.astype(np.float32), "windows": windows})["embeddings"]
-                for x in (self.audio, self.denoised))
-        return regions, windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+        return regions, windows, unit(sum(
+            _models().infer("speaker_embedding", {"audio": x.astype(np.float32), "windows": windows})["embeddings"]
+            for x in (self.audio, self.denoised)))
 
     def vad_pipeline(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
         """The pipeline before the segmentation model: turns over the denoised audio's VAD speech,
         windows over the input's, cached embeddings summed."""
-        e = self.emb + self.emb_dfn
-        return self.cregions, self.windows, e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+        return self.cregions, self.windows, unit(self.emb + self.emb_dfn)
 
     def turn_regions(self) -> list[tuple[float, float]]:
         """The pipeline's turn extent: ``speaker_segmentation`` on the denoised audio, in the

@@ -29,7 +29,7 @@ from unittest import mock
 
 import numpy as np
 
-from bench.diarize_cache import Item, load_set
+from bench.diarize_cache import Item, load_set, unit
 from bench.diarize_heldout import baseline_labels, window_turns
 from services.inference.diarization import clustering
 from tools.metrics import der
@@ -37,17 +37,13 @@ from tools.metrics import der
 Features = Callable[[Item], tuple[list[tuple[float, float]], np.ndarray, np.ndarray]]
 
 
-def _unit(e: np.ndarray) -> np.ndarray:
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
-
-
 FEATURES: dict[str, Features] = {
     "input VAD, input CAM++ (before)": lambda it: (it.regions, it.windows, it.emb),
     "input VAD, denoised CAM++": lambda it: (it.regions, it.windows, it.emb_dfn),
-    "input VAD, sum": lambda it: (it.regions, it.windows, _unit(it.emb + it.emb_dfn)),
+    "input VAD, sum": lambda it: (it.regions, it.windows, unit(it.emb + it.emb_dfn)),
     "denoised VAD, input CAM++": lambda it: (it.cregions, it.cwindows, it.cemb),
     "denoised VAD, denoised CAM++": lambda it: (it.cregions, it.cwindows, it.cemb_dfn),
-    "denoised VAD, sum": lambda it: (it.cregions, it.cwindows, _unit(it.cemb + it.cemb_dfn)),
+    "denoised VAD, sum": lambda it: (it.cregions, it.cwindows, unit(it.cemb + it.cemb_dfn)),
     "segmentation speech, sum (12-03..12-05)": Item.segmentation_windows,
     "segmentation turns, input VAD windows, sum (pipeline)": Item.pipeline,
 }
