@@ -159,7 +159,9 @@ class DiarizePipeline(Pipeline):
         quiet words that the VAD drops (fewer deletions on the calib split, docs/diarize.md). The
         VAD still decides whether there is speech to transcribe. A told language whose decode
         Whisper doubts (mean log probability under ``RETRY_LOGPROB``) is tried against the runner-up,
-        and the surer decode wins: noise makes Whisper base hear English as Welsh."""
+        which wins where it is surer and Whisper believes it (at or above the same bar): noise makes
+        Whisper base hear English as Welsh, and music decoded in the runner-up language of a guess
+        on noise gives numbers it doubts as much ("x 0.5 x 0.7", -1.3)."""
         lang_info: dict[str, Any] = {"language": None, "language_probability": None}
         segments: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
@@ -174,7 +176,7 @@ class DiarizePipeline(Pipeline):
                 other_sureness = _logprob(other_segments + other_dropped)
                 log.info("diarize.language_retry", language=lang_info["language"], runner_up=runner_up[0],
                          logprob=round(sureness, 3), runner_up_logprob=round(other_sureness, 3))
-                if other_sureness > sureness:
+                if other_sureness > max(sureness, RETRY_LOGPROB):   # surer, and believed
                     lang_info = {"language": runner_up[0], "language_probability": round(runner_up[1], 4)}
                     segments, dropped = other_segments, other_dropped
             if not segments and language is None:  # a language "detected" on noise means nothing
