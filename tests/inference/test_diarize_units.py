@@ -257,7 +257,7 @@ def test_link_count_is_nme_sc_choice():
     links to normalised maximum eigengap; short inputs link to a third of their windows."""
     from services.inference.diarization import clustering as cl
 
-    emb, _ = _voices(4, 15, 1.4, seed=6)
+    emb, _ = _voices(4, 15, 1.4, seed=5)
     sim, kmax = emb @ emb.T, 20
 
     def ratio(keep):
@@ -273,49 +273,26 @@ def test_link_count_is_nme_sc_choice():
     assert cl.nme_graph(emb[:12] @ emb[:12].T, 4)[0] == 4     # 12 windows: 4 links, no choice
 
 
-def _brief_voices() -> tuple[np.ndarray, np.ndarray]:
-    """Three voices of 24 windows and two brief ones of 5 (fewer than the graph's 6+ links)."""
+def test_silhouette_raises_a_count_the_eigengap_gives_too_low():
+    """Two voices that speak briefly (5 windows each, fewer than the graph's 6+ links) share
+    their neighbourhoods with the others, and the eigengap reads 3 voices for 5; the labels with
+    the best cosine silhouette on the embeddings (counts 3..5) are the true ones."""
+    from unittest import mock
+
+    from services.inference.diarization import clustering as cl
+
     rng = np.random.default_rng(2)
     sizes = (24, 24, 24, 5, 5)
     emb = np.concatenate([rng.normal(size=192) + rng.normal(scale=0.7, size=(k, 192)) for k in sizes])
-    return emb / np.linalg.norm(emb, axis=1, keepdims=True), np.repeat(np.arange(len(sizes)), sizes)
-
-
-def test_cosine_weighted_links_keep_brief_voices_apart():
-    """With every link weighing 1, the brief voices' links reach into the long voices' windows as
-    strongly as their own, and the eigengap alone reads 3 voices for 5; weighted by their cosine
-    those stray links are weak, and the eigengap alone finds all 5 (``WEIGHTED``, calibrated)."""
-    from unittest import mock
-
-    from services.inference.diarization import clustering as cl
-
-    emb, truth = _brief_voices()
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(len(sizes)), sizes)
     with mock.patch.object(cl, "SILHOUETTE_UP", 0):
-        with mock.patch.object(cl, "WEIGHTED", False):
-            assert len(set(cluster(emb))) == 3
-        labels = cluster(emb)
-    assert cl.WEIGHTED
+        assert len(set(cluster(emb))) == 3                   # the eigengap alone
+    labels = cluster(emb)
     assert len(set(labels)) == 5
     assert all(len(set(labels[truth == k])) == 1 for k in range(5))
-
-
-def test_silhouette_raises_a_count_the_eigengap_gives_too_low():
-    """Where the eigengap reads 3 voices for 5 (here: unweighted links, whose brief voices share
-    their neighbourhoods with the others), the labels with the best cosine silhouette on the
-    embeddings (counts 3..5) are the true ones."""
-    from unittest import mock
-
-    from services.inference.diarization import clustering as cl
-
-    emb, truth = _brief_voices()
-    with mock.patch.object(cl, "WEIGHTED", False):
-        with mock.patch.object(cl, "SILHOUETTE_UP", 0):
-            assert len(set(cluster(emb))) == 3                   # the eigengap alone
-        labels = cluster(emb)
-        assert len(set(labels)) == 5
-        assert all(len(set(labels[truth == k])) == 1 for k in range(5))
-        assert len(set(cluster(emb, max_speakers=4))) == 4      # the bounds still hold
-        assert len(set(cluster(emb, num_speakers=3))) == 3
+    assert len(set(cluster(emb, max_speakers=4))) == 4      # the bounds still hold
+    assert len(set(cluster(emb, num_speakers=3))) == 3
 
 
 def test_clustering_honours_min_and_max_speakers():
