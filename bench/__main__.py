@@ -8,10 +8,13 @@ import time
 import traceback
 from pathlib import Path
 
+from bench.versions import versions
+
 
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
     failed = []
+    print(versions(), flush=True)
     for name in names:
         print(f"\n=== bench {name} ===", flush=True)
         start = time.perf_counter()

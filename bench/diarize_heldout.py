@@ -171,4 +171,7 @@ def summary(rows, wrows, role: str = "eval") -> None:
 
 
 if __name__ == "__main__":
+    from bench.versions import versions
+
+    print(versions(), flush=True)
     main()

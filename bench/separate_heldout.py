@@ -317,4 +317,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from bench.versions import versions
+
+    print(versions(), flush=True)
     main()
