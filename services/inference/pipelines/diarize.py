@@ -159,7 +159,7 @@ class DiarizePipeline(Pipeline):
         quiet words that the VAD drops (fewer deletions on the calib split, docs/diarize.md). The
         VAD still decides whether there is speech to transcribe. A told language whose decode
         Whisper doubts (mean log probability under ``RETRY_LOGPROB``) is tried against the runner-up,
-        which wins where it is surer and Whisper believes it (at or above the same bar): noise makes
+        which wins where it is surer and Whisper believes it (above the same bar): noise makes
         Whisper base hear English as Welsh, and music decoded in the runner-up language of a guess
         on noise gives numbers it doubts as much ("x 0.5 x 0.7", -1.3)."""
         lang_info: dict[str, Any] = {"language": None, "language_probability": None}
