@@ -11,7 +11,7 @@ per setting. The labels per window give the same turns as the pipeline
 (``bench.diarize_heldout.window_turns`` is the pipeline's rule), so the DER here is the
 pipeline's DER with the estimated count.
 
-    python -m bench.diarize_cache calib 20       # fill the cache (the calibration set)
+    python -m bench.diarize_cache calib 40       # fill the cache (the calibration set)
     python -m bench.diarize_cache eval 30        # the held-out conversations of bench.diarize_heldout
     python -m bench.diarize_cache eval 30 score  # DER and counts: baseline, before, the pipeline
 """
