@@ -140,11 +140,13 @@ def main() -> None:
             path = tmp / f"{s.name}.wav"
             sf.write(str(path), s.audio, RATE, subtype="PCM_16")
             res = run_diarize(tmp / f"mono-{i}", path).result
+            audio = sf.read(str(path), dtype="float32")[0]                  # the same 16-bit file
             w = wer(s.text, " ".join(x["word"] for x in res["words"]))
-            wb = wer(s.text, whisper_whole(sf.read(str(path), dtype="float32")[0]))  # the same 16-bit file
-            wrows.append((s, w, wb))
-            print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB: WER {w:6.2%} (baseline {wb:6.2%})",
-                  flush=True)
+            wb = wer(s.text, whisper_whole(audio))
+            nb = len(set(baseline_labels(embed(audio)[2]).tolist()))           # one voice: the count must be 1
+            wrows.append((s, w, wb, res["num_speakers"], nb))
+            print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB: WER {w:6.2%} (baseline {wb:6.2%}), "
+                  f"speakers {res['num_speakers']} (baseline {nb}) of 1", flush=True)
     summary(rows, wrows, role)
 
 
@@ -168,6 +170,8 @@ def summary(rows, wrows, role: str = "eval") -> None:
     if wrows:
         w, wb = float(np.mean([r[1] for r in wrows])), float(np.mean([r[2] for r in wrows]))
         print(f"{'WER (mean of recordings)':26s} {_pct(w):>8s} {_pct(wb):>9s} {w - wb:+8.2%}")
+        one, one_b = sum(r[3] == 1 for r in wrows), sum(r[4] == 1 for r in wrows)
+        print(f"{'one voice read as one':26s} {one:>4d}/{len(wrows):<3d} {one_b:>5d}/{len(wrows):<3d} {one - one_b:+8d}")
 
 
 if __name__ == "__main__":
