@@ -383,6 +383,20 @@ def test_triton_model_repository_from_image_or_pvc():
     assert "--model-repository=/models" in spec["containers"][0]["args"]
 
 
+def test_triton_stub_timeout_survives_extra_args():
+    """The python backend's stub timeout is a value of its own: a user's ``extraArgs`` adds to it
+    instead of replacing it (a list value is replaced whole by ``--set``)."""
+    def args(*values: str) -> list[str]:
+        docs = render("--set", "triton.enabled=true", *values)
+        return pod_spec(one(docs, "Deployment", "timbr-triton"))["containers"][0]["args"]
+
+    assert "--backend-config=python,stub-timeout-seconds=120" in args()
+    extra = args("--set", "triton.extraArgs={--exit-on-error=false}")
+    assert {"--backend-config=python,stub-timeout-seconds=120", "--exit-on-error=false"} <= set(extra)
+    assert "--backend-config=python,stub-timeout-seconds=300" in args("--set", "triton.stubTimeoutSeconds=300")
+    assert helm("template", RELEASE, str(CHART), "--set", "triton.stubTimeoutSeconds=0").returncode != 0
+
+
 def test_model_server_on_cpu():
     docs = render("--set", "modelServer.enabled=true")
     dep = one(docs, "Deployment", "timbr-modelserver")
