@@ -37,6 +37,7 @@ from tools.metrics import der, wer
 BASELINE_THRESHOLD = 0.45    # the best single cut on the calib split (bench/diarize_calibrate.py)
 SEED = 20260
 CALIB_SEED = 33000
+COLLAR_S = 0.25              # printed beside the no-collar DER: NIST md-eval's collar, to show what is edges
 
 
 def eval_set(n_convs: int, n_mono: int, role: str = "eval", seed: int = SEED) -> tuple[list[Sample], list[Sample]]:
@@ -130,7 +131,8 @@ def main() -> None:
             base = window_turns(regions, windows, baseline_labels(emb))
             d, b = der(ref, hyp), der(ref, base)
             nb = len({x[2] for x in base})
-            rows.append((s, d, b, res["num_speakers"], nb))
+            # the same with NIST md-eval's 0.25 s collar at every reference edge: how much is edges
+            rows.append((s, d, b, res["num_speakers"], nb, der(ref, hyp, collar=COLLAR_S), der(ref, base, collar=COLLAR_S)))
             print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB music "
                   f"{'none' if s.music_db is None else f'{s.music_db:.0f} dB':>6s}: DER {d['der']:6.2%} "
                   f"(baseline {b['der']:6.2%}), speakers {res['num_speakers']} (baseline {nb}) of "
@@ -164,6 +166,8 @@ def summary(rows, wrows, role: str = "eval") -> None:
         for key in ("der", "miss", "false_alarm", "confusion"):
             a, b = pooled(1, key), pooled(2, key)
             print(f"{key:26s} {_pct(a):>8s} {_pct(b):>9s} {a - b:+8.2%}")
+        a, b = pooled(5, "der"), pooled(6, "der")
+        print(f"{f'der, {COLLAR_S} s collar':26s} {_pct(a):>8s} {_pct(b):>9s} {a - b:+8.2%}")
         print(f"{'count exact':26s} {count:>4d}/{len(rows):<3d} {count_b:>5d}/{len(rows):<3d} {count - count_b:+8d}")
         print(f"{'count exact, SNR < 10 dB':26s} {sum(r[3] == len(r[0].speakers) for r in noisy):>4d}/{len(noisy):<3d} "
               f"{sum(r[4] == len(r[0].speakers) for r in noisy):>5d}/{len(noisy):<3d}")
