@@ -11,8 +11,8 @@ calib ambience and music), embeds them once and caches them in ``var/diarize-cac
 - the pipeline's neighbour graph in services/inference/diarization/clustering.py: its least
   neighbour count (``MIN_KEEP``), how many counts from there NME-SC chooses among
   (``KEEP_CHOICES``; 1 = that count alone) and whether a link weighs 1 or its cosine
-  (``WEIGHTED``), with the windows on the segmentation model's speech (the pipeline) or on the
-  denoised audio's VAD speech;
+  (``WEIGHTED``), on the pipeline's features (turns from the segmentation model, windows over
+  the input's VAD speech) or with turns and windows on the denoised audio's VAD speech;
 - how far the silhouette may raise the eigengap's count (``SILHOUETTE_UP``; 0 = the eigengap's
   count), on the pipeline's windows with the landed graph.
 It prints DER (no collar, overlap counted; speaker labels per window, so Whisper plays no part)

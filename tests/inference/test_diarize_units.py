@@ -273,6 +273,27 @@ def test_link_count_is_nme_sc_choice():
     assert cl.nme_graph(emb[:12] @ emb[:12].T, 4)[0] == 4     # 12 windows: 4 links, no choice
 
 
+def test_weighted_links_weigh_their_cosine():
+    """``WEIGHTED`` is off (links of weight 1) but bench.diarize_calibrate still sweeps it: the
+    same graph's links, switched on, weigh their cosine (clipped at 0), and the graph is a
+    Laplacian (rows sum to 0)."""
+    from unittest import mock
+
+    from services.inference.diarization import clustering as cl
+
+    emb, _ = _voices(3, 8, 0.9, seed=3)
+    sim = emb @ emb.T
+    assert not cl.WEIGHTED
+    plain = cl._pruned_laplacian(sim, 4)
+    with mock.patch.object(cl, "WEIGHTED", True):
+        weighted = cl._pruned_laplacian(sim, 4)
+    off = ~np.eye(len(emb), dtype=bool)
+    linked = off & (plain != 0)
+    assert linked.any() and (weighted[off & ~linked] == 0).all()            # the same links
+    np.testing.assert_allclose(weighted[linked], plain[linked] * np.clip(sim[linked], 0, None))
+    np.testing.assert_allclose(weighted.sum(1), 0, atol=1e-9)
+
+
 def test_silhouette_raises_a_count_the_eigengap_gives_too_low():
     """Two voices that speak briefly (5 windows each, fewer than the graph's 6+ links) share
     their neighbourhoods with the others, and the eigengap reads 3 voices for 5; the labels with
