@@ -18,10 +18,11 @@ nothing installed system-wide, nothing committed) into ``var/heldout/``.
     train clips     more recorded scores and game sounds that only train (never calibrate, never
                     measure): flare, freedroidrpg, hedgewars, marsshooter, megaglest (music only),
                     supertux, widelands; fetched by ``make train-separation-recorded`` alone
+    train voices    hedgewars' recorded voice packs (the speech mask network only)
 
     voices(role)        utterances with speaker, language and (where the package has it) transcript
     synth_voices(role)  festival utterances (calib only), with their text
-    clips(kind, role)   music, effect or ambience recordings
+    clips(kind, role)   music, effect, ambience or (train only) voice recordings
     load(path, rate)    mono float32 at ``rate``
 """
 
@@ -62,7 +63,7 @@ class VoiceSource:
 
 @dataclass(frozen=True)
 class ClipSource:
-    """Recordings of one kind from one package: music, effect or ambience."""
+    """Recordings of one kind from one package: music, effect, ambience or voice."""
 
     name: str
     role: str
@@ -141,6 +142,8 @@ SYNTH_VOICES = (
 ENGLISH_PROMPTS = 24   # English festival voices read this many of Allison's calib transcripts each
 
 _STK = "usr/share/games/supertuxkart/data"
+_HEDGEWARS_VOICES = ("British", "Classic", "Default", "Default_es", "Default_pl", "Default_ru", "Default_uk",
+                     "HillBilly", "Mobster", "Pirate", "Russian", "Russian_pl", "Singer", "Surfer")
 _WESNOTH = "usr/share/games/wesnoth/1.16/data/core"
 _STK_LOOPS = ("rain", "river_loop", "waterfall_loop_2", "lenautile_restaurant", "exotic-birds",
               "exotic-birds_2", "fireworks_show", "static-radio")
@@ -173,6 +176,10 @@ CLIPS = (
     ClipSource("hedgewars-music", "train", "music", "hedgewars-data", ("usr/share/games/hedgewars/Data/Music/**/*.ogg",)),
     ClipSource("hedgewars-sfx", "train", "effect", "hedgewars-data", ("usr/share/games/hedgewars/Data/Sounds/*.ogg",),
                exclude=("Yoohoo", "Hellish", "Kiss")),
+    # Recorded voices that only train (the speech mask network): hedgewars' voice packs, one actor
+    # each, in five languages; the Robot pack is vocoded and left out.
+    ClipSource("hedgewars-voices", "train", "voice", "hedgewars-data",
+               tuple(f"usr/share/games/hedgewars/Data/Sounds/voices/{pack}/*.ogg" for pack in _HEDGEWARS_VOICES)),
     ClipSource("marsshooter-music", "train", "music", "marsshooter-data", ("usr/share/games/marsshooter/audio/music/*.ogg",)),
     ClipSource("megaglest-music", "train", "music", "megaglest-data", ("usr/share/games/megaglest/**/music/*.ogg",)),
     ClipSource("supertux-music", "train", "music", "supertux-data", ("usr/share/games/supertux2/music/**/*.ogg",)),
@@ -288,7 +295,7 @@ def synth_voices(role: str) -> list[Utterance]:
 
 
 def clips(kind: str, role: str) -> list[Clip]:
-    """Every recording of ``kind`` (music, effect, ambience) in the packages with this role."""
+    """Every recording of ``kind`` (music, effect, ambience, voice) in the packages with this role."""
     _check_role(role)
     out = []
     for c in CLIPS:

@@ -91,3 +91,68 @@ def test_worker_batches_are_mixtures_of_the_pools(tmp_path):
     first = [next(it) for it in [iter(loader)] for _ in range(4)]
     assert all(b[0].shape == (3, n) for b in first)
     assert not torch.equal(first[0][0], first[1][0])                  # the two workers draw different batches
+
+
+def test_speech_mask_weights_read_back_from_onnx_give_the_same_mask(tmp_path):
+    """``speech_mask train --init`` fine-tunes shipped weights: the state read back from the ONNX
+    file (LSTM gates reordered, the two Linear layers told from the mel matrices) is the network
+    that was exported."""
+    from training.separation.speech_mask import BINS, SpeechMaskNet, export, state_from_onnx
+
+    torch.manual_seed(0)
+    net = SpeechMaskNet()
+    with torch.no_grad():
+        net.out.weight.normal_(0, 0.1)       # the output layer starts at zero: make it matter
+        net.out.bias.normal_(0, 0.5)
+    checkpoint = tmp_path / "net.pt"
+    torch.save({"model": net.state_dict()}, checkpoint)
+    export(checkpoint, tmp_path / "net.onnx")
+    back = SpeechMaskNet()
+    back.load_state_dict(state_from_onnx(tmp_path / "net.onnx"))
+    mags = [torch.rand(40, BINS) for _ in range(3)]
+    with torch.no_grad():
+        want, got = net.eval()(*mags), back.eval()(*mags)
+    assert torch.max(torch.abs(want - got)) < 1e-6
+    assert torch.max(torch.abs(want - SpeechMaskNet()(*mags))) > 1e-3   # not the untrained ratio mask
+
+
+def test_telephone_channel_band_limits_without_moving_a_sample():
+    """The speech mask's training voices through a telephone line: nothing above 4 kHz, the same
+    length, and no lag (the target must stay aligned with the mixture it is scored against)."""
+    from scipy.signal import correlate
+
+    from training.separation.speech_mask import RATE, telephone
+
+    rng = np.random.default_rng(5)
+    x = (0.1 * rng.standard_normal(RATE)).astype(np.float32)
+    for _ in range(4):                                  # with and without the mu-law step
+        y = telephone(rng, x)
+        assert y.shape == x.shape and y.dtype == np.float32
+        spectrum = np.abs(np.fft.rfft(y)) ** 2
+        freqs = np.fft.rfftfreq(len(y), 1 / RATE)
+        above = spectrum[freqs > 4200].sum() / spectrum[(freqs > 500) & (freqs < 3400)].sum()
+        assert 10 * np.log10(above) < -40
+        lags = correlate(y, x, "full")
+        assert int(np.argmax(lags)) - (len(x) - 1) == 0
+
+
+def test_recorded_speech_clips_never_share_a_prompt_across_splits(monkeypatch):
+    """The pools' held-out speech watches the training: a held-out clip made of prompts that
+    training clips also hold would read too well (they drew from one list until 2026-12-05)."""
+    from types import SimpleNamespace
+
+    from training.separation import real
+
+    prompts = [f"/calib/prompt{i:03d}.wav" for i in range(120)]
+    monkeypatch.setattr(real.ho, "voices", lambda role: [SimpleNamespace(path=p) for p in prompts])
+    # prompt i is 2000 + i samples of ones: a clip's non-silent runs say which prompts it holds
+    monkeypatch.setattr(real, "_mono", lambda p: np.ones(2000 + int(str(p)[-7:-4]), np.float32))
+    pool = real.speech(seed=3, n_asterisk=40, n_espeak=0, n_flite=0)
+
+    def held(clip: np.ndarray) -> set[int]:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], clip > 0, [0]]).astype(int)))
+        return {int(b - a) - 2000 for a, b in zip(edges[::2], edges[1::2])}
+
+    used = {split: set().union(*(held(c) for c in clips)) for split, clips in pool.items()}
+    assert len(pool["test"]) == 4 and len(pool["train"]) == 36
+    assert used["test"] and used["train"] and not used["test"] & used["train"]

@@ -88,17 +88,22 @@ def effects() -> dict[str, dict[str, list]]:
 
 
 def speech(seed: int, n_asterisk: int = 60, n_espeak: int = 60, n_flite: int = 16) -> dict[str, list]:
-    """Calibration voices: Allison's recorded prompts joined with pauses, espeak-ng, flite."""
+    """Calibration voices: Allison's recorded prompts joined with pauses, espeak-ng, flite. The
+    prompts are split by file name before they are joined, so no recording is heard in both the
+    train and the held-out clips (until 2026-12-05 each clip drew from all of them)."""
     rng = random.Random(seed)
     pool: dict[str, list] = {"train": [], "test": []}
     prompts = [u.path for u in ho.voices("calib")]
+    by_split = {split: [p for p in prompts if is_test(Path(p).name) == (split == "test")] for split in pool}
     for i in range(n_asterisk):
         parts = []
-        for p in rng.sample(prompts, 6):
+        split = "test" if i % 10 == 0 else "train"
+        for p in rng.sample(by_split[split], min(6, len(by_split[split]))):
             x = _mono(p)
             if x is not None:
                 parts += [x, np.zeros(int(rng.uniform(0.05, 0.6) * SR), np.float32)]
-        pool["test" if i % 10 == 0 else "train"].append(_peak_norm(np.concatenate(parts)))
+        if parts:
+            pool[split].append(_peak_norm(np.concatenate(parts)))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "s.wav"
         for i in range(n_espeak + n_flite):

@@ -165,26 +165,35 @@ def member_states(path: Path) -> list[dict[str, torch.Tensor]]:
     mats = [init[n.input[1]] for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in init]
     prefixes = sorted(name.removesuffix("inp.bias") for name in init if name.endswith("inp.bias"))
 
-    def gates(w: np.ndarray) -> torch.Tensor:
-        i, o, f, c = np.split(w, 4, axis=0)
-        return torch.from_numpy(np.concatenate([i, f, c, o], axis=0).copy())
-
     states = []
     for k, prefix in enumerate(prefixes):                 # members are traced one after the other
         state = {"inp.weight": torch.from_numpy(mats[2 * k].T.copy()),
                  "inp.bias": torch.from_numpy(init[f"{prefix}inp.bias"].copy()),
                  "out.weight": torch.from_numpy(mats[2 * k + 1].T.copy()),
                  "out.bias": torch.from_numpy(init[f"{prefix}out.bias"].copy())}
-        for layer, node in enumerate(lstms[2 * k:2 * k + 2]):
-            w, r, b = (init[name] for name in node.input[1:4])
-            for d, suffix in enumerate(("", "_reverse")):
-                key = f"l{layer}{suffix}"
-                state[f"lstm.weight_ih_{key}"] = gates(w[d])
-                state[f"lstm.weight_hh_{key}"] = gates(r[d])
-                state[f"lstm.bias_ih_{key}"] = gates(b[d][: b.shape[1] // 2])
-                state[f"lstm.bias_hh_{key}"] = gates(b[d][b.shape[1] // 2:])
+        state.update(lstm_state(init, lstms[2 * k:2 * k + 2]))
         states.append(state)
     return states
+
+
+def lstm_state(init: dict[str, np.ndarray], nodes: list) -> dict[str, torch.Tensor]:
+    """The state dict entries of a bidirectional ``nn.LSTM`` named ``lstm``, read from its
+    exported ONNX LSTM nodes (one per layer). ONNX orders the gates i, o, f, c; torch i, f, c, o."""
+
+    def gates(w: np.ndarray) -> torch.Tensor:
+        i, o, f, c = np.split(w, 4, axis=0)
+        return torch.from_numpy(np.concatenate([i, f, c, o], axis=0).copy())
+
+    state = {}
+    for layer, node in enumerate(nodes):
+        w, r, b = (init[name] for name in node.input[1:4])
+        for d, suffix in enumerate(("", "_reverse")):
+            key = f"l{layer}{suffix}"
+            state[f"lstm.weight_ih_{key}"] = gates(w[d])
+            state[f"lstm.weight_hh_{key}"] = gates(r[d])
+            state[f"lstm.bias_ih_{key}"] = gates(b[d][: b.shape[1] // 2])
+            state[f"lstm.bias_hh_{key}"] = gates(b[d][b.shape[1] // 2:])
+    return state
 
 
 def state_from_onnx(path: Path) -> dict[str, torch.Tensor]:
