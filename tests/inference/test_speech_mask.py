@@ -63,7 +63,7 @@ def test_without_weights_it_is_half_deepfilternet3_half_the_ratio_mask_on_every_
     mag_r = np.abs(stft(x.mean(axis=0) - enhanced, N_FFT, HOP))
     ratio_mask = (mag_s / (mag_s + mag_r + 1e-12)) ** RATIO_EXPONENT
     # DeepFilterNet3's output is half the channel mean here, so its complex ratio is 0.5 everywhere
-    mask = DFN_SHARE * 0.5 + (1 - DFN_SHARE) * ratio_mask
+    mask = DFN_SHARE["ratio"] * 0.5 + (1 - DFN_SHARE["ratio"]) * ratio_mask
     expected = istft(stft(x, N_FFT, HOP) * mask[None], N_FFT, HOP, x.shape[1])
     assert out["speech"].shape == x.shape
     assert np.max(np.abs(out["speech"] - expected)) < 1e-5

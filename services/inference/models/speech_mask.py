@@ -9,10 +9,11 @@ per frame and band into ``sigmoid(a * logit(r) + b)``, ``a`` and ``b`` read off 
 
 The network alone keeps more of a recorded voice, but on synthetic voices of another make it
 lets music in and lost 1.1 dB to DeepFilterNet3 alone (docs/separate.md). So the mask that
-ships is a half-and-half of two estimates: DeepFilterNet3's own output (as its complex ratio to
-the mixture, so that it carries to every channel) and the geometric mean of the network's mask
-and ``r ** 0.7``. Chosen on the selection sets: no mixture of them below DeepFilterNet3 alone.
-Without the weights the second half is ``r ** 0.7`` alone, and ``method`` says which ran.
+ships blends two estimates: DeepFilterNet3's own output (as its complex ratio to the mixture, so
+that it carries to every channel), 35 %, and the geometric mean of the network's mask and
+``r ** 0.7``, 65 % (``DFN_SHARE``; half and half until 2026-12-05, late). Chosen on the selection
+sets: no more mixtures of them below DeepFilterNet3 alone than the half-and-half left. Without
+the weights it is half DeepFilterNet3, half ``r ** 0.7``, and ``method`` says which ran.
 
 Contract:
 
@@ -40,7 +41,9 @@ from services.inference.separation.stft import istft, stft
 
 N_FFT, HOP = 3072, 768          # 64 ms / 16 ms at 48 kHz
 RATIO_EXPONENT = 0.7            # the ratio mask's exponent; set on the calibration set (docs/separate.md)
-DFN_SHARE = 0.5                 # DeepFilterNet3's own output in the blend (docs/separate.md)
+# DeepFilterNet3's own output in the blend, by method (docs/separate.md): 0.5 until 2026-12-05,
+# late; the network's half chosen again on the corrected calib / tune / synthetic sets
+DFN_SHARE = {"network": 0.35, "ratio": 0.5}
 MAX_GAIN = 2.0                  # the complex ratio's magnitude bound, where the channel mean nearly cancels
 
 
@@ -82,7 +85,8 @@ class SpeechMask(Model):
         bend = (mag_s / (mag_s + mag_r + 1e-12)) ** RATIO_EXPONENT
         if method == "network":
             bend = np.sqrt(bend * self._session.run(["mask"], {"mag_x": mag_x, "mag_s": mag_s, "mag_r": mag_r})[0])
-        mask = DFN_SHARE * dfn_ratio(spec_x, spec_s) + (1 - DFN_SHARE) * bend
+        share = DFN_SHARE[method]
+        mask = share * dfn_ratio(spec_x, spec_s) + (1 - share) * bend
         speech = istft(spec * mask[None], N_FFT, HOP, audio.shape[1])
         return {"speech": speech.reshape(shape).astype(np.float32), "method": json_output(method)}
 
