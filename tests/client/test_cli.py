@@ -102,6 +102,14 @@ def test_errors_exit_1_with_the_api_code_and_usage_errors_exit_2(client_stack, n
     assert unknown.returncode == 1 and "job_not_found" in unknown.stderr
 
 
+# `python -m timbr.cli` with SIGINT as a terminal delivers it. A process inherits an ignored SIGINT
+# (a shell's background job has one, and so had a test run started from one): the CLI then never
+# saw the ^C and waited on, its stderr empty after 30 s.
+INTERRUPTIBLE_CLI = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); sys.argv[0] = 'timbr'; "
+                     "runpy.run_module('timbr.cli', run_name='__main__', alter_sys=True)")
+
+
 def test_ctrl_c_stops_waiting_and_names_the_job_that_goes_on(client_stack, new_account, dialog_wav, tmp_path):
     import contextlib
     import os
@@ -121,7 +129,7 @@ def test_ctrl_c_stops_waiting_and_names_the_job_that_goes_on(client_stack, new_a
     worker = client_stack.procs["worker"]
     worker.send_signal(signal.SIGSTOP)      # the job waits in the queue: an 8 s enhance can end before the ^C
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "timbr.cli", "enhance", str(dialog_wav), "-o",
+        proc = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE_CLI, "enhance", str(dialog_wav), "-o",
                                  str(tmp_path / "x.wav")], env=env, stderr=subprocess.PIPE, text=True)
         with Timbr(token=acc.token, base_url=client_stack.url) as tb:
             deadline = time.monotonic() + 60
