@@ -52,22 +52,26 @@ def broker(tmp_path):
 def _keys_on(bootstrap: str, topic: str, want: set[str], timeout_s: float = 30.0) -> set[str]:
     """Keys on every partition of ``topic``, read from the beginning until ``want`` are seen.
     The partitions are assigned by hand once the broker lists them: no group, no rebalance, and
-    no subscription that a metadata answer from just after a restart could leave empty."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    no subscription that a metadata answer from just after a restart could leave empty. Each try
+    is a new consumer: one consumer once asked for 30 s and never got the topic (a CI run of
+    2026-12-05), though the producer had its acknowledgement."""
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.2)
+    while not want <= seen and time.monotonic() < deadline:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        try:
             partitions = consumer.partitions_for_topic(topic)
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions or ())])
-        consumer.seek_to_beginning()
-        while not want <= seen and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                seen |= {r.key.decode() for r in records}
-    finally:
-        consumer.close()
+            if not partitions:
+                time.sleep(0.5)
+                continue
+            consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+            consumer.seek_to_beginning()
+            round_end = min(deadline, time.monotonic() + 5.0)
+            while not want <= seen and time.monotonic() < round_end:
+                for records in consumer.poll(timeout_ms=500).values():
+                    seen |= {r.key.decode() for r in records}
+        finally:
+            consumer.close()
     return seen
 
 
