@@ -127,9 +127,9 @@ def _recorded_pool() -> dict[str, list[np.ndarray]]:
 
 def telephone(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     """``x`` (48 kHz) as a telephone line carries it: sampled at 8 kHz, a zero-phase high-pass
-    at 150-300 Hz, and G.711 mu-law in half the cases. Why: recorded prompts and calls reach the
-    pipeline band-limited, and DeepFilterNet3's residual holds a band-limited voice differently
-    from a full-band one; no sample moves (the target stays aligned with the mixture)."""
+    at 150-300 Hz, and G.711 mu-law (written out: ``audioop`` is deprecated) in half the cases.
+    Why: recorded prompts and calls reach the pipeline band-limited, and the network had heard
+    full-band voices only. No sample moves (the target stays aligned with the mixture)."""
     from scipy.signal import butter, sosfiltfilt
 
     from services.common.audio import resample
