@@ -97,11 +97,8 @@ def example_requests(s16: np.ndarray, s48: np.ndarray) -> dict[str, list[tuple[d
 
 
 def close(a, b, tol: float) -> bool:
-    """Equal JSON, floats within ``tol``: what the Triton path can promise. Triton's python
-    environment has numpy < 2 (its python backend needs it), whose FFT and BLAS round the last bit
-    differently from the in-process numpy 2; on some CPUs (AVX-512 with AMX, 2026-12-05) int8 Whisper
-    carries a 6e-8 difference in its log-mel features to its language probabilities (0.957 against
-    0.950) and its word times (20 ms)."""
+    """Equal JSON, floats within ``tol``: what the Triton path can promise, since its python
+    environment has numpy < 2 (the tests' module docstrings say what moves, and by how much)."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
     if isinstance(a, list) and isinstance(b, list):

@@ -357,8 +357,7 @@ def state_from_onnx(path: Path) -> dict[str, torch.Tensor]:
     state = {"inp.weight": torch.from_numpy(mats[0].T.copy()), "inp.bias": torch.from_numpy(init["inp.bias"].copy()),
              "out.weight": torch.from_numpy(mats[1].T.copy()), "out.bias": torch.from_numpy(init["out.bias"].copy())}
     state.update(lstm_state(init, [n for n in model.graph.node if n.op_type == "LSTM"]))
-    net = SpeechMaskNet()
-    state["pool"], state["spread"] = net.pool, net.spread
+    state.update({name: torch.from_numpy(init[name].copy()) for name in ("pool", "spread")})  # the mel buffers
     return state
 
 
