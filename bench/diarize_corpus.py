@@ -220,3 +220,20 @@ def monologue(role: str, seed: int, seconds: float) -> Sample:
     beds, snr, music = _conditions(seed)
     audio = _mix(speech, pieces, role, beds, snr, music)
     return Sample(f"{role}-mono-{spk.split(':')[-1]}-s{seed}", audio, pieces, [spk], snr, music)
+
+
+RECORDED_SNRS = (None, 10.0, 5.0, 0.0)   # as recorded, then under eval ambience
+
+
+def recorded(snr_db: float | None, seed: int = 0) -> Sample:
+    """The recorded two-speaker telephone conversation (``sources.recorded_conversation``), as
+    recorded (``snr_db`` None: its own line noise) or under a loop of the eval ambience at
+    ``snr_db`` against its reference speech."""
+    path, turns = ho.recorded_conversation()
+    audio = ho.load(path, RATE)
+    pieces = [Piece(spk, s, e, None) for s, e, spk in turns]
+    speakers = sorted({spk for _, _, spk in turns})
+    if snr_db is not None:
+        audio = _mix(audio, pieces, "eval", random.Random(f"recorded:{seed}"), snr_db, None)
+    return Sample(f"recorded-2spk-{'line' if snr_db is None else f'{snr_db:.0f}dB'}", audio, pieces, speakers,
+                  float("inf") if snr_db is None else snr_db, None)

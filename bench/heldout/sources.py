@@ -19,11 +19,18 @@ nothing installed system-wide, nothing committed) into ``var/heldout/``.
                     measure): flare, freedroidrpg, hedgewars, marsshooter, megaglest (music only),
                     supertux, widelands; fetched by ``make train-separation-recorded`` alone
     train voices    hedgewars' recorded voice packs (the speech mask network only)
+    eval conversation   pyannote.audio's sample: two people on a telephone line, 30 s, with its
+                    reference turns (the ``pyannote.audio`` wheel, fetched with ``pip download
+                    --no-deps``, never installed or imported); the only recorded conversation here
 
     voices(role)        utterances with speaker, language and (where the package has it) transcript
     synth_voices(role)  festival utterances (calib only), with their text
     clips(kind, role)   music, effect, ambience or (train only) voice recordings
     load(path, rate)    mono float32 at ``rate``
+    recorded_conversation()  the recorded conversation's audio path and reference turns
+
+``gcompris-qt-data``, named in issue 16 for its voices, holds none: its resource files carry
+music and sounds, and GCompris fetches its voices at run time.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import gzip
 import random
 import re
 import subprocess
+import sys
+import zipfile
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -210,6 +219,32 @@ def ensure(names: list[str] | None = None) -> Path:
         subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
         deb.unlink()
     return extracted
+
+
+CONVERSATION_WHEEL = ("pyannote.audio", "3.3.2")   # MIT; its sample/ holds sample.wav and sample.rttm
+
+
+def recorded_conversation() -> tuple[Path, list[tuple[float, float, str]]]:
+    """The recorded two-speaker telephone conversation (16 kHz, 30 s) and its reference turns
+    ``(start, end, speaker)``, unpacked once into ``var/heldout/conversation/``."""
+    target = ROOT / "conversation"
+    wav, rttm = target / "sample.wav", target / "sample.rttm"
+    if not (wav.exists() and rttm.exists()):
+        name, version = CONVERSATION_WHEEL
+        wheels = ROOT / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        f"{name}=={version}", "-d", str(wheels)], check=True, capture_output=True)
+        (wheel,) = wheels.glob(f"{name.replace('.', '_')}-{version}-*.whl")
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as z:
+            for path in (wav, rttm):
+                path.write_bytes(z.read(f"pyannote/audio/sample/{path.name}"))
+        wheel.unlink()
+    turns = []
+    for line in rttm.read_text().splitlines():
+        f = line.split()   # SPEAKER uri channel start duration <NA> <NA> speaker <NA> <NA>
+        turns.append((float(f[3]), float(f[3]) + float(f[4]), f[7]))
+    return wav, turns
 
 
 def _check_role(role: str) -> None:

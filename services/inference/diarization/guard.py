@@ -15,6 +15,8 @@ until the window ends). A segment is dropped, with its reason kept in the JSON, 
   (Whisper's silence rule), or avg_logprob < -1.5, or mean word probability < 0.25,
 - it is one of the stock phrases Whisper emits on non-speech *and* the decoder is unsure
   (avg_logprob < -0.6 or no_speech_prob > 0.3),
+- it is ``reheard``: Whisper's timestamps slipped behind its words, so a later window decoded
+  audio whose words an earlier one had already written (``models/whisper.py``, ``settle_windows``),
 - it is part of a loop across segments (one or two segments' words 3+ times in a row, "2.0%
   2.0% 2.0%" on music) *and* the decoder is unsure: a person who repeats a sentence three
   times is heard with confidence (``hallucination_reasons`` sees a decode's segments together).
@@ -57,6 +59,8 @@ def _unsure(seg: dict[str, Any], no_speech: float = 0.3) -> bool:
 
 
 def hallucination_reason(seg: dict[str, Any]) -> str | None:
+    if seg.get("reheard"):
+        return "reheard"
     text = seg.get("text", "")
     tokens = [t.lower() for t in _WORD.findall(text)]
     if not tokens:

@@ -12,7 +12,8 @@ size; nothing is fetched from a hub.
     outputs {"result": JSON}
       transcribe:       {"language", "language_probability", "segments": [{"start", "end", "text",
                          "avg_logprob", "no_speech_prob", "compression_ratio",
-                         "words": [{"start", "end", "word", "probability"}]}]}
+                         "words": [{"start", "end", "word", "probability"}],
+                         "reheard": true only where the segment re-decodes audio written before}]}
       detect_language:  {"language", "language_probability", "top": [[code, p], ...]}
       languages:        [code, ...] (no input needed)
 
@@ -56,6 +57,7 @@ from services.inference.models.settings import model_settings
 
 FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 SAMPLING_SEED = 20261203    # CTranslate2's random seed for the sampled retries
+SLIP_S = 1.0                # words this far past the next window's start: the decoder's times slipped
 
 
 def assemble_whisper_base(target: Path | None = None) -> Path:
@@ -179,7 +181,7 @@ class Whisper(Model):
         decoded = list(segments)  # a generator: decoding (and any sampling) happens here
         aligned = align_words(self._model, audio, clip_timestamps, decoded, info.language)
         out = [{
-            **times, "text": seg.text.strip(),
+            **times,
             "avg_logprob": float(seg.avg_logprob), "no_speech_prob": float(seg.no_speech_prob),
             "compression_ratio": float(seg.compression_ratio),
         } for seg, times in zip(decoded, aligned, strict=True)]
@@ -190,11 +192,11 @@ class Whisper(Model):
 
 def align_words(model: Any, audio: np.ndarray, clip_timestamps: list[float], segments: list[Any],
                 language: str) -> list[dict]:
-    """``{"start", "end", "words"}`` for each segment decoded without word times, window by
-    window, as faster-whisper's ``word_timestamps`` computes them (its ``add_word_timestamps`` on
-    the window's encoding, which also moves a segment's ends to its words'), but after the decode,
-    so that they cannot move where the next window starts. A window's times end where the next
-    window starts."""
+    """``{"start", "end", "text", "words"}`` for each segment decoded without word times, window
+    by window, as faster-whisper's ``word_timestamps`` computes them (its ``add_word_timestamps``
+    on the window's encoding, which also moves a segment's ends to its words'), but after the
+    decode, so that they cannot move where the next window starts; then settled across windows
+    (:func:`settle_windows`)."""
     from faster_whisper import WhisperModel
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
@@ -208,7 +210,8 @@ def align_words(model: Any, audio: np.ndarray, clip_timestamps: list[float], seg
     features = model.feature_extractor(audio)
     content_frames = features.shape[-1] - 1
     clip_ends = [round(t * model.frames_per_second) for t in clip_timestamps[1::2]]
-    aligned: list[dict] = []
+    windows: list[list[dict]] = []
+    starts: list[float] = []
     last_speech = 0.0
     i = 0
     while i < len(segments):  # one window: the segments decoded from one seek
@@ -223,13 +226,44 @@ def align_words(model: Any, audio: np.ndarray, clip_timestamps: list[float], seg
         encoded = model.encode(pad_or_trim(features[:, seek:seek + size]))
         last_speech = model.add_word_timestamps(
             [window], tokenizer, encoded, size, *punctuation, last_speech_timestamp=last_speech)
-        # The decoder closed the window where the next one starts; the alignment can run a last
-        # word past that, ahead of the next window's first word ("your Press password. 4").
-        until = segments[j].seek / model.frames_per_second if j < len(segments) else np.inf
-        aligned.extend({
-            "start": min(float(seg["start"]), until), "end": min(float(seg["end"]), until),
-            "words": [{"start": min(float(w["start"]), until), "end": min(float(w["end"]), until),
-                       "word": w["word"], "probability": float(w["probability"])} for w in seg["words"]],
-        } for seg in window)
+        windows.append([{"start": float(seg["start"]), "end": float(seg["end"]), "text": s.text.strip(),
+                         "words": [{"start": float(w["start"]), "end": float(w["end"]), "word": w["word"],
+                                    "probability": float(w["probability"])} for w in seg["words"]]}
+                        for seg, s in zip(window, segments[i:j], strict=True)])
+        starts.append(seek / model.frames_per_second)
         i = j
-    return aligned
+    return settle_windows(windows, starts)
+
+
+def settle_windows(windows: list[list[dict]], starts: list[float]) -> list[dict]:
+    """The aligned segments of consecutive windows (``starts``: where each window's decode began,
+    in seconds), as one list in which no stretch of audio is written twice.
+
+    The decoder closes a window where the next one starts, and the alignment can run a last word
+    a little past that, ahead of the next window's first word ("your Press password. 4"): such
+    times are clipped to the next window's start. But where a window's words run more than
+    ``SLIP_S`` past it, the decoder's timestamps slipped behind its words (a real telephone
+    conversation: 30 s of words stamped 0-22 s, so the next window decoded 22-30 s a second
+    time): the words keep their aligned times, and the later windows' words whose middle lies in
+    audio already written are dropped, as faster-whisper's own word-timestamp mode seeks past
+    them. A segment left with no word is marked ``reheard``; one left with some keeps their text."""
+    out: list[dict] = []
+    written = 0.0                 # the end of the words a slipped window wrote
+    for k, window in enumerate(windows):
+        until = starts[k + 1] if k + 1 < len(starts) else np.inf
+        reach = max((w["end"] for seg in window for w in seg["words"]), default=0.0)
+        limit = np.inf if reach - until > SLIP_S else until
+        for seg in window:
+            words = [{**w, "start": min(w["start"], limit), "end": min(w["end"], limit)}
+                     for w in seg["words"] if (w["start"] + w["end"]) / 2 >= written]
+            settled = {"start": min(seg["start"], limit), "end": min(seg["end"], limit), "text": seg["text"],
+                       "words": words}
+            if len(words) < len(seg["words"]):
+                if words:
+                    settled["text"] = "".join(w["word"] for w in words).strip()
+                else:
+                    settled["reheard"] = True
+            out.append(settled)
+        if limit == np.inf:
+            written = max(written, reach)
+    return out
