@@ -8,8 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from services.inference.model_client import parse_json_output
 from services.inference.diarization.guard import hallucination_reason
+from services.inference.model_client import parse_json_output
 from services.inference.models.whisper import Whisper, settle_windows
 from tests.inference.audiogen import VOICES, conversation, noise_music
 
