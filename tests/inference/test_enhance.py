@@ -27,7 +27,7 @@ import services.inference.models  # noqa: F401  (registers speech_enhancer)
 from services.common.params import EnhanceParams
 from services.inference.dsp import eq as eqmod
 from services.inference.dsp.dynamics import TruePeakLimiter
-from services.inference.dsp.loudness import LoudnessMeter, TruePeakMeter
+from services.inference.dsp.loudness import LevelStats, LoudnessMeter, TruePeakMeter
 from services.inference.dsp.overlap import ChunkedProcessor
 from services.inference.errors import InvalidAudio, InvalidParams
 from services.inference.model_client import InProcessModelClient
@@ -141,6 +141,25 @@ def test_report_shows_snr_up_and_settings(denoised):
     assert report["output"]["snr_estimate_db"] > report["input"]["snr_estimate_db"] + 8
     assert report["output"]["noise_floor_dbfs"] < report["input"]["noise_floor_dbfs"] - 10
     assert outs[1.0][2]["settings"]["denoise"]["atten_lim_db"] is None    # no limit
+
+
+
+def test_the_floor_counts_pauses_a_denoiser_took_under_the_silence_line():
+    # At full strength DeepFilterNet3 took the pauses of a recorded telephone conversation from
+    # -62 to -126 dBFS. The report dropped blocks under -120 dBFS, so its floor became the quietest
+    # speech: it read the output's floor 6 dB above the input's and its SNR 6 dB lower.
+    rate = 16000
+    rng = np.random.default_rng(0)
+    speech = 0.1 * rng.standard_normal(rate * 2)                           # -20 dBFS
+    pause = 10 ** (-130 / 20) * rng.standard_normal(rate * 2)              # -130 dBFS, not zero
+    stats = LevelStats(rate, 1)
+    stats.update(np.concatenate([pause, speech, pause])[None].astype(np.float32))
+    out = stats.summary()
+    assert out["noise_floor_dbfs"] == -120.0                               # at or under the line
+    assert out["snr_estimate_db"] > 95
+    padded = LevelStats(rate, 1)                                           # digital zeros: padding, not a floor
+    padded.update(np.concatenate([np.zeros(rate * 2), speech])[None].astype(np.float32))
+    assert padded.summary()["noise_floor_dbfs"] > -100
 
 
 def test_strength_mapping():

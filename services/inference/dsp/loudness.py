@@ -14,8 +14,9 @@ under-reads bright material), the peak taken over every interpolated point. Cont
 top 3% of the band (full-band white noise) can still read up to ~0.3 dB low.
 
 ``LevelStats`` collects 50 ms RMS levels to estimate a noise floor (10th percentile of the
-non-silent blocks) and a signal level (95th percentile); their difference is the SNR
-estimate of the report. It is a blind estimate, meaningful for speech with steady noise.
+blocks that are not digital zeros, a block under -120 dBFS read as -120) and a signal level
+(95th percentile); their difference is the SNR estimate of the report. It is a blind estimate,
+meaningful for speech with steady noise.
 """
 
 from __future__ import annotations
@@ -197,8 +198,10 @@ class LevelStats:
 
     def summary(self) -> dict[str, float | None]:
         levels = np.concatenate(self._levels) if self._levels else np.zeros(0)
-        levels = levels[levels > SILENCE_DBFS]
-        if levels.size < 4:
+        # Digital zeros are padding, not a floor; a block a denoiser took under the silence line
+        # is a floor at that line (dropped, the floor became the quietest speech).
+        levels = np.maximum(levels[np.isfinite(levels)], SILENCE_DBFS)
+        if levels.size < 4 or not np.any(levels > SILENCE_DBFS):
             return {"noise_floor_dbfs": None, "signal_level_dbfs": None, "snr_estimate_db": None}
         floor = float(np.percentile(levels, 10))
         signal = float(np.percentile(levels, 95))
