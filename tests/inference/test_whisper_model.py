@@ -68,6 +68,10 @@ def test_a_last_word_run_a_little_past_the_next_window_is_clipped_to_it():
     out = settle_windows([first, second], [0.0, 30.0])
     assert [w["end"] for w in out[0]["words"]] == [26.4, 27.0, 30.0]
     assert out[1] == second[0] and "reheard" not in out[1]
+    # one last word stretched over a pause far into the next window: still clipped, nothing dropped
+    first = [_seg("your password", (26.0, 26.4), (26.4, 33.0))]
+    out = settle_windows([first, second], [0.0, 30.0])
+    assert out[0]["words"][-1]["end"] == 30.0 and out[1] == second[0]
 
 
 def test_words_a_slipped_decoder_wrote_are_not_written_again_by_the_next_window():

@@ -244,15 +244,18 @@ def settle_windows(windows: list[list[dict]], starts: list[float]) -> list[dict]
     times are clipped to the next window's start. But where a window's words run more than
     ``SLIP_S`` past it, the decoder's timestamps slipped behind its words (a real telephone
     conversation: 30 s of words stamped 0-22 s, so the next window decoded 22-30 s a second
-    time): the words keep their aligned times, and the later windows' words whose middle lies in
-    audio already written are dropped, as faster-whisper's own word-timestamp mode seeks past
-    them. A segment left with no word is marked ``reheard``; one left with some keeps their text."""
+    time; two words or more past it, not one stretched last word): the words keep their aligned
+    times, and the later windows' words whose middle lies in audio already written are dropped,
+    as faster-whisper's own word-timestamp mode seeks past them. A segment left with no word is
+    marked ``reheard``; one left with some keeps their text."""
     out: list[dict] = []
     written = 0.0                 # the end of the words a slipped window wrote
     for k, window in enumerate(windows):
         until = starts[k + 1] if k + 1 < len(starts) else np.inf
-        reach = max((w["end"] for seg in window for w in seg["words"]), default=0.0)
-        limit = np.inf if reach - until > SLIP_S else until
+        said = [w for seg in window for w in seg["words"]]
+        reach = max((w["end"] for w in said), default=0.0)
+        past = sum(w["start"] >= until for w in said)       # one word past it: a stretched last word
+        limit = np.inf if reach - until > SLIP_S and past >= 2 else until
         for seg in window:
             words = [{**w, "start": min(w["start"], limit), "end": min(w["end"], limit)}
                      for w in seg["words"] if (w["start"] + w["end"]) / 2 >= written]
