@@ -113,6 +113,7 @@ def main() -> None:
     n_convs = int(os.environ.get("BENCH_HELDOUT_CONVS", "30"))  # 15 swung the count from 12/15 to 6/15 on a redraw
     n_mono = int(os.environ.get("BENCH_HELDOUT_MONO", "12"))  # 6 moved the mean by a point a run
     role = os.environ.get("BENCH_HELDOUT_ROLE", "eval")        # calib: the same measures where constants are set
+    with_recorded = role == "eval" and os.environ.get("BENCH_HELDOUT_RECORDED", "1") == "1"
     t0 = time.perf_counter()
     convs, monos = eval_set(n_convs, n_mono, role, SEED if role == "eval" else CALIB_SEED)
     audio_s = sum(s.duration for s in convs + monos)
@@ -135,12 +136,12 @@ def main() -> None:
             wrows.append((s, w, wb, res["num_speakers"], nb))
             print(f"  {s.name:22s} {s.duration:5.1f} s SNR {s.snr_db:4.1f} dB: WER {w:6.2%} (baseline {wb:6.2%}), "
                   f"speakers {res['num_speakers']} (baseline {nb}) of 1", flush=True)
-        if role == "eval" and os.environ.get("BENCH_HELDOUT_RECORDED", "1") == "1":
+        recorded_rows = []
+        if with_recorded:
             print("the recorded telephone conversation (2 speakers, 30 s), as recorded and under eval ambience:")
             recorded_rows = [score_conversation(recorded(snr), tmp / f"rec-{i}") for i, snr in enumerate(RECORDED_SNRS)]
     summary(rows, wrows, role)
-    if role == "eval" and os.environ.get("BENCH_HELDOUT_RECORDED", "1") == "1":
-        summary(recorded_rows, [], "recorded")
+    summary(recorded_rows, [], "recorded")
 
 
 def score_conversation(s: Sample, work: Path) -> tuple:

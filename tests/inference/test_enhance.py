@@ -143,7 +143,6 @@ def test_report_shows_snr_up_and_settings(denoised):
     assert outs[1.0][2]["settings"]["denoise"]["atten_lim_db"] is None    # no limit
 
 
-
 def test_the_floor_counts_pauses_a_denoiser_took_under_the_silence_line():
     # At full strength DeepFilterNet3 took the pauses of a recorded telephone conversation from
     # -62 to -126 dBFS. The report dropped blocks under -120 dBFS, so its floor became the quietest
