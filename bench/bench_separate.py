@@ -2,7 +2,9 @@
 
 First the held-out set of real recordings (``bench/separate_heldout.py``: evaluation voices,
 wesnoth-1.16-music, wesnoth and colobot effects), each figure per source beside the naive
-baseline (DeepFilterNet3 alone; HPSS of its residual) and the difference. Then the older
+baseline (DeepFilterNet3 alone; HPSS of its residual) and the difference; and
+``speech-nonlingual`` on the same voices with recorded cries and laughs between their prompts
+(``bench/nonlingual_heldout.py``). Then the older
 synthetic set (``training/separation/heldout.py``): speech from espeak-ng voices not used in
 training, music from MIDI generated with held-out seeds (fluidsynth), effects
 from held-out Debian sound files and held-out generated events/textures. Six 20 s mixtures at
@@ -119,9 +121,11 @@ def main() -> None:
     me_rows, dme_rows, base_rows, dfn_rows, oracle_rows = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        from bench import separate_heldout
+        from bench import nonlingual_heldout, separate_heldout
 
         separate_heldout.pipeline_table(tmp)
+        print()
+        nonlingual_heldout.table()
         print(f"\nsynthetic set (espeak-ng voices, generated MIDI and effects): {N_MIX} x {SECONDS:.0f} s")
         for i in range(N_MIX):
             mx = H.mixture(200 + i, SECONDS, R, music_db=-6 + rng.uniform(-3, 3),

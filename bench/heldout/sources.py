@@ -12,20 +12,22 @@ nothing installed system-wide, nothing committed) into ``var/heldout/``.
     calib voices    Allison en + es (asterisk-core-sounds-en/-es); festival voices (festvox-*, built
                     from one real speaker's recordings each, ``SYNTH_VOICES``), installed by apt
                     (training/apt-packages.txt) and synthesized once into ``var/heldout/festival/``
-    eval clips      wesnoth music, sounds and ambience; colobot sounds
+    eval clips      wesnoth music, sounds and ambience; colobot sounds; wesnoth's cries, grunts and
+                    laughs (``vocal``: the non-verbal sounds speech-nonlingual takes out)
     calib clips     supertuxkart, extremetuxracer, sound-theme-freedesktop
     tune clips      warzone2100 and lincity-ng music, lincity-ng sounds
     train clips     more recorded scores and game sounds that only train (never calibrate, never
                     measure): flare, freedroidrpg, hedgewars, marsshooter, megaglest (music only),
                     supertux, widelands; fetched by ``make train-separation-recorded`` alone
-    train voices    hedgewars' recorded voice packs (the speech mask network only)
+    train voices    hedgewars' recorded voice packs (the speech mask network only); their lines
+                    without words (``vocal``) chose the speech-nonlingual gate's constants
     eval conversation   pyannote.audio's sample: two people on a telephone line, 30 s, with its
                     reference turns (the ``pyannote.audio`` wheel, fetched with ``pip download
                     --no-deps``, never installed or imported); the only recorded conversation here
 
     voices(role)        utterances with speaker, language and (where the package has it) transcript
     synth_voices(role)  festival utterances (calib only), with their text
-    clips(kind, role)   music, effect, ambience or (train only) voice recordings
+    clips(kind, role)   music, effect, ambience, vocal or (train only) voice recordings
     load(path, rate)    mono float32 at ``rate``
     recorded_conversation()  the recorded conversation's audio path and reference turns
 
@@ -72,7 +74,7 @@ class VoiceSource:
 
 @dataclass(frozen=True)
 class ClipSource:
-    """Recordings of one kind from one package: music, effect, ambience or voice."""
+    """Recordings of one kind from one package: music, effect, ambience, voice or vocal (non-verbal)."""
 
     name: str
     role: str
@@ -153,6 +155,8 @@ ENGLISH_PROMPTS = 24   # English festival voices read this many of Allison's cal
 _STK = "usr/share/games/supertuxkart/data"
 _HEDGEWARS_VOICES = ("British", "Classic", "Default", "Default_es", "Default_pl", "Default_ru", "Default_uk",
                      "HillBilly", "Mobster", "Pirate", "Russian", "Russian_pl", "Singer", "Surfer")
+_HEDGEWARS_SOUNDS = ("Laugh", "Hmm", "Ooff1", "Ooff2", "Ooff3", "Ow1", "Ow2", "Ow3", "Ow4", "PoisonCough", "PoisonMoan",
+                     "Jump1", "Jump2", "Jump3")   # the voice packs' lines without words
 _WESNOTH = "usr/share/games/wesnoth/1.16/data/core"
 _STK_LOOPS = ("rain", "river_loop", "waterfall_loop_2", "lenautile_restaurant", "exotic-birds",
               "exotic-birds_2", "fireworks_show", "static-radio")
@@ -162,6 +166,10 @@ CLIPS = (
     ClipSource("colobot-sounds", "eval", "effect", "colobot-common-sounds", ("usr/share/games/colobot/sounds/*.wav",
                                                                            "**/sounds/*.wav")),
     ClipSource("wesnoth-ambience", "eval", "ambience", "wesnoth-1.16-data", (f"{_WESNOTH}/sounds/ambient/*.ogg",)),
+    # Non-verbal vocal sounds (cries, grunts, groans, laughs): what speech-nonlingual takes out
+    ClipSource("wesnoth-vocal", "eval", "vocal", "wesnoth-1.16-data",
+               (f"{_WESNOTH}/sounds/human-*.ogg", f"{_WESNOTH}/sounds/dwarf-*.*", f"{_WESNOTH}/sounds/elf-hit-*.ogg",
+                f"{_WESNOTH}/sounds/groan.wav", "usr/share/games/wesnoth/1.16/data/campaigns/*/sounds/witches-laugh.wav")),
     ClipSource("stk-music", "calib", "music", "supertuxkart-data", (f"{_STK}/music/*.ogg",)),
     ClipSource("etr-music", "calib", "music", "extremetuxracer-data", ("**/music/*.ogg",)),
     ClipSource("stk-sfx", "calib", "effect", "supertuxkart-data", (f"{_STK}/sfx/*.ogg",),
@@ -189,6 +197,8 @@ CLIPS = (
     # each, in five languages; the Robot pack is vocoded and left out.
     ClipSource("hedgewars-voices", "train", "voice", "hedgewars-data",
                tuple(f"usr/share/games/hedgewars/Data/Sounds/voices/{pack}/*.ogg" for pack in _HEDGEWARS_VOICES)),
+    ClipSource("hedgewars-vocal", "train", "vocal", "hedgewars-data",
+               tuple(f"usr/share/games/hedgewars/Data/Sounds/voices/*/{line}.ogg" for line in _HEDGEWARS_SOUNDS)),
     ClipSource("marsshooter-music", "train", "music", "marsshooter-data", ("usr/share/games/marsshooter/audio/music/*.ogg",)),
     ClipSource("megaglest-music", "train", "music", "megaglest-data", ("usr/share/games/megaglest/**/music/*.ogg",)),
     ClipSource("supertux-music", "train", "music", "supertux-data", ("usr/share/games/supertux2/music/**/*.ogg",)),
@@ -330,7 +340,7 @@ def synth_voices(role: str) -> list[Utterance]:
 
 
 def clips(kind: str, role: str) -> list[Clip]:
-    """Every recording of ``kind`` (music, effect, ambience, voice) in the packages with this role."""
+    """Every recording of ``kind`` (music, effect, ambience, voice, vocal) in the packages with this role."""
     _check_role(role)
     out = []
     for c in CLIPS:

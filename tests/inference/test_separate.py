@@ -213,7 +213,7 @@ def nonlingual(pipeline, tmp):
 def test_nonlingual_stems_sum(nonlingual):
     _, x, run = nonlingual
     assert list(run.files) == ["speech.wav", "nonlingual.wav", "manifest.json"]
-    assert run.manifest["method"]["speech_gate"] == "whisper words x vad"
+    assert run.manifest["method"]["speech_gate"] == "vad regions with whisper words"
     assert np.max(np.abs(run.stem("speech")[0] + run.stem("nonlingual")[0] - x)) < 1e-4
 
 

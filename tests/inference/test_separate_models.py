@@ -11,6 +11,7 @@ import soundfile as sf
 from services.inference.model_client import InProcessModelClient, ModelError, parse_json_output
 from services.inference.models.music_effect import WEIGHTS, MusicEffectSeparator
 from services.inference.pipelines import separate as sep
+from services.inference.separation import gate as word_gate
 from services.inference.separation.stft import istft, stft, transfer_mask
 from training.separation import heldout as H
 
@@ -150,13 +151,57 @@ def test_windows_cover_the_file_once(tmp_path, monkeypatch):
 
 
 def test_region_helpers():
-    assert sep._merge([(0.0, 1.0), (0.5, 2.0), (3.0, 4.0)]) == [(0.0, 2.0), (3.0, 4.0)]
-    assert sep._intersect([(0.0, 2.0), (3.0, 5.0)], [(1.0, 4.0)]) == [(1.0, 2.0), (3.0, 4.0)]
-    assert sep._dilate([(1.0, 2.0)], 0.5) == [(0.5, 2.5)]
+    assert word_gate.merge([(0.0, 1.0), (0.5, 2.0), (3.0, 4.0)]) == [(0.0, 2.0), (3.0, 4.0)]
+    assert word_gate.intersect([(0.0, 2.0), (3.0, 5.0)], [(1.0, 4.0)]) == [(1.0, 2.0), (3.0, 4.0)]
+    assert word_gate.dilate([(1.0, 2.0)], 0.5) == [(0.5, 2.5)]
     for word in ("hmm", "Mmm", "ahh", "haha", "uh", "um"):
-        assert sep._NONVERBAL.match(word.lower())
+        assert word_gate.NONVERBAL.match(word.lower())
     for word in ("hello", "morning", "a", "oh1", "so"):
-        assert not sep._NONVERBAL.match(word)
+        assert not word_gate.NONVERBAL.match(word)
+
+
+def _segment(words, no_speech=0.1, logprob=-0.3):
+    return {"no_speech_prob": no_speech, "avg_logprob": logprob,
+            "words": [{"word": w, "start": a, "end": b, "probability": p} for w, a, b, p in words]}
+
+
+def test_a_region_with_words_is_kept_whole_from_the_vads_edges():
+    """Whisper's word times are coarse: the word starts 0.3 s after the voice, which the VAD
+    saw. The region is kept from its own (widened) edges, not from the word's (the gate before
+    2026-12-06 cut the first 0.25 s of the word); a region with only a laugh's "Ha ha" or a word
+    Whisper hardly believed goes to nonlingual."""
+    vad = [(1.0, 2.0), (3.0, 3.8), (5.0, 5.6)]
+    words = word_gate.spoken_words([
+        _segment([(" Hello", 1.3, 1.9, 0.9), (" Ha", 3.1, 3.4, 0.9), (" ha.", 3.4, 3.7, 0.9), (" Wow!", 5.1, 5.5, 0.05)])])
+    assert words == [(1.3, 1.9)]
+    regions = word_gate.worded_regions(vad, words)
+    assert regions == [(0.9, 2.1)]
+    g = word_gate.gate(regions, 6 * 1000, 1000)
+    assert g[950:2050].min() == 1.0 and g[:850].max() == 0.0 and g[2150:].max() == 0.0
+
+
+def test_whispers_own_silence_rule_decides_a_segment_not_its_no_speech_probability_alone():
+    """A sure decode (avg_logprob -0.3) is speech even where the silence token was likely (0.9);
+    the old gate dropped it on no_speech_prob > 0.8 alone. Unlikely and unsure: dropped."""
+    sure = _segment([(" Hello", 0.2, 0.6, 0.9)], no_speech=0.9, logprob=-0.3)
+    unsure = _segment([(" Hello", 1.2, 1.6, 0.9)], no_speech=0.9, logprob=-1.2)
+    assert word_gate.spoken_words([sure, unsure]) == [(0.2, 0.6)]
+
+
+def test_a_region_either_decode_heard_words_in_is_speech():
+    """Beam search lost the second phrase, the greedy decode heard it: both regions are speech.
+    Words are not pooled across decodes: two 0.06 s grazes do not add up to a word."""
+    vad = [(0.0, 1.0), (2.0, 3.0), (4.0, 5.0)]
+    beam, greedy = [(0.2, 0.8), (3.95, 4.01)], [(0.2, 0.8), (2.2, 2.9), (5.03, 5.09)]
+    assert word_gate.worded_regions(vad, beam, greedy) == [(0.0, 1.1), (1.9, 3.1)]
+    assert word_gate.worded_regions(vad, beam) == [(0.0, 1.1)]
+
+
+def test_a_word_grazing_a_region_does_not_make_it_speech():
+    """A stretched word time that runs 0.05 s into the next region (a breath after the sentence)
+    does not carry it into the speech stem: more than 0.1 s of words must lie inside."""
+    regions = word_gate.worded_regions([(0.0, 1.0), (1.35, 2.0)], [(0.2, 1.3)])
+    assert regions == [(0.0, 1.1)]
 
 
 

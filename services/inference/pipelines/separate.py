@@ -12,8 +12,8 @@ Types (``separation_type``) and their stems:
   is split by ``music_effect_separator`` (the project's own mask network, or its DSP baseline
   when the weights are missing); ``effect = input - speech - music``.
 - ``speech-nonlingual`` -> ``speech``, ``nonlingual``. ``speech`` is *linguistic* speech: the
-  speech stem kept only where words are spoken (Whisper word timestamps, confirmed by a VAD,
-  with 20 ms fades); ``nonlingual = input - speech``: non-verbal vocal sounds (laughs, breaths,
+  speech stem kept over the VAD regions in which Whisper hears words (``separation/gate.py``,
+  20 ms fades); ``nonlingual = input - speech``: non-verbal vocal sounds (laughs, breaths,
   hums, shouts without words) and everything that is not speech. Without Whisper the gate is
   the VAD alone (then hums count as speech); the manifest says which gate ran.
 
@@ -31,28 +31,25 @@ block by block (``AudioWriter``). Outputs: ``<stem>.<ext>`` per stem and ``manif
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import soxr
-from scipy.ndimage import convolve1d
 
 from services.common.audio import CONTENT_TYPES, AudioWriter, InvalidAudio, iter_blocks, probe, resample
 from services.common.params import STEMS, SeparateParams, SeparationType
 from services.inference.errors import InvalidParams, ModelError, ModelNotFound
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
+from services.inference.separation import gate as word_gate
 
 PROC_RATE = 48000                      # DeepFilterNet3's rate: all separation runs here
 WINDOW_S, PREROLL_S, FADE_S = 20.0, 0.5, 1.0
 ASR_RATE = 16000
 # Rates libsndfile's MP3 encoder (LAME) accepts.
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-# Whisper writes non-verbal sounds as interjections ("Hmm.", "Ah!", "Ha ha"): not words.
-_NONVERBAL = re.compile(r"^(h*m+|m+h*m*|a+h+|o+h+|u+h+m*|u+m+|e+h+|e+r+m*|ha(ha)*|he(he)*|hah+|sh+|p+s+t+)$")
 
 
 @dataclass
@@ -222,42 +219,28 @@ class SeparatePipeline(Pipeline):
         return np.asarray(res["speech"], np.float32).reshape(x.shape)
 
     def _word_gate(self, speech: np.ndarray, notes: dict) -> tuple[np.ndarray, str]:
-        """A 0..1 gate (L,) that is 1 where words are spoken, with 20 ms fades."""
-        n = speech.shape[1]
+        """A 0..1 gate (L,) that is 1 over the VAD regions that hold words (``separation/gate.py``)."""
         mono16 = resample(speech.mean(axis=0, keepdims=True), PROC_RATE, ASR_RATE)[0]
         vad = self._vad_regions(mono16)
-        words = self._word_regions(mono16)
+        words = self._words(mono16)
         if words is None:
             regions, how = (vad or []), "vad (whisper unavailable)"
         elif vad is None:
-            regions, how = words, "whisper words"
+            regions, how = word_gate.dilate([w for decode in words for w in decode], word_gate.WORDS_ONLY_PAD_S), "whisper words"
         else:
-            regions, how = _intersect(words, _dilate(vad, 0.15)), "whisper words x vad"
-        gate = np.zeros(n, np.float32)
-        for a, b in regions:
-            gate[max(0, int(a * PROC_RATE)): min(n, int(b * PROC_RATE))] = 1.0
-        ramp = int(0.02 * PROC_RATE)
-        kernel = np.hanning(2 * ramp + 1).astype(np.float32)
-        gate = convolve1d(gate, kernel / kernel.sum(), mode="constant")
-        return np.clip(gate, 0.0, 1.0), how
+            regions, how = word_gate.worded_regions(vad, *words), "vad regions with whisper words"
+        return word_gate.gate(regions, speech.shape[1], PROC_RATE), how
 
-    def _word_regions(self, mono16: np.ndarray) -> list[tuple[float, float]] | None:
+    def _words(self, mono16: np.ndarray) -> list[list[tuple[float, float]]] | None:
+        """The spoken words' spans of two decodes: beam search (Whisper's default) and greedy."""
+        clips = np.array([[0.0, len(mono16) / ASR_RATE]], np.float32)
         try:
-            res = self.models.infer("whisper", {"audio": mono16, "clips": np.array([[0.0, len(mono16) / ASR_RATE]],
-                                                                                   np.float32)},
-                                    {"task": "transcribe", "language": "auto", "beam_size": 1})
+            decodes = [self.models.infer("whisper", {"audio": mono16, "clips": clips},
+                                         {"task": "transcribe", "language": "auto", "beam_size": beam})
+                       for beam in word_gate.BEAMS]
         except ModelNotFound:  # not served here (not registered, or cannot load): the VAD gate alone
             return None
-        out = []
-        for seg in parse_json_output(res["result"])["segments"]:
-            if seg.get("no_speech_prob", 0.0) > 0.8:
-                continue
-            for w in seg.get("words", []):
-                token = re.sub(r"[^\w]", "", w["word"].lower())
-                if not token or _NONVERBAL.match(token) or w.get("probability", 1.0) < 0.2:
-                    continue
-                out.append((max(0.0, w["start"] - 0.05), w["end"] + 0.05))
-        return _merge(out)
+        return [word_gate.spoken_words(parse_json_output(res["result"])["segments"]) for res in decodes]
 
     def _vad_regions(self, mono16: np.ndarray) -> list[tuple[float, float]] | None:
         for name in ("vad_silero", "vad_ten", "vad_webrtc"):
@@ -274,7 +257,7 @@ class SeparatePipeline(Pipeline):
                 elif not v and start is not None:
                     regions.append((start * hop, i * hop))
                     start = None
-            return _merge(regions)
+            return word_gate.merge(regions)
         return None
 
 
@@ -329,33 +312,6 @@ class _Reader:
             self._buf.append(b)
             self._n += b.shape[1]
         return self.read(self._n)
-
-
-def _merge(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(regions):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def _dilate(regions: list[tuple[float, float]], pad: float) -> list[tuple[float, float]]:
-    return _merge([(max(0.0, a - pad), b + pad) for a, b in regions])
-
-
-def _intersect(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out, i, j = [], 0, 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo < hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 def _rms(st: _Stream) -> float:
