@@ -15,7 +15,7 @@ import soundfile as sf
 
 import services.inference.models  # noqa: F401 - registers the models
 from services.common.audio import read_audio
-from services.inference.errors import InvalidAudio, InvalidParams
+from services.inference.errors import InvalidAudio, InvalidParams, ModelNotFound
 from services.inference.model_client import InProcessModelClient
 from services.inference.pipeline import JobContext, parse_params
 from services.inference.pipelines import separate as separate_mod
@@ -231,6 +231,29 @@ def test_nonlingual_splits_words_from_vocal_sounds(nonlingual):
             assert share > 0.8, f"spoken words: only {share:.2f} of the energy in the speech stem"
         else:
             assert share < 0.1, f"{name}: {share:.2f} of the energy leaked into the speech stem"
+
+
+def test_without_whisper_the_gate_is_the_vads_regions_widened(pipeline, nonlingual):
+    """A worker that does not serve Whisper still separates: the gate is the VAD's regions with
+    the same 0.1 s widening as the word gate, and the manifest says which gate ran."""
+    from services.inference.separation import gate as word_gate
+
+    class NoWhisper:
+        def infer(self, name, inputs, parameters=None):
+            if name == "whisper":
+                raise ModelNotFound("whisper is not served here")
+            return pipeline.models.infer(name, inputs, parameters)
+
+    parts, x, _ = nonlingual
+    blind = SeparatePipeline(NoWhisper())
+    speech = blind._speech(x[None])
+    gate, how = blind._word_gate(speech, {})
+    assert how == "vad (whisper unavailable)"
+    mono16 = separate_mod.resample(speech, separate_mod.PROC_RATE, separate_mod.ASR_RATE)[0]
+    vad = blind._vad_regions(mono16)
+    assert vad and np.array_equal(gate, word_gate.gate(word_gate.dilate(vad, 0.1), len(x), R))
+    first = len(parts[0][1])          # the first sentence, after the opening gap
+    assert gate[first + int(0.2 * R): first + int(0.8 * R)].min() == 1.0
 
 
 # ---------------------------------------------------------------- errors

@@ -224,7 +224,7 @@ class SeparatePipeline(Pipeline):
         vad = self._vad_regions(mono16)
         words = self._words(mono16)
         if words is None:
-            regions, how = (vad or []), "vad (whisper unavailable)"
+            regions, how = word_gate.dilate(vad or [], word_gate.REGION_PAD_S), "vad (whisper unavailable)"
         elif vad is None:
             regions, how = word_gate.dilate([w for decode in words for w in decode], word_gate.WORDS_ONLY_PAD_S), "whisper words"
         else:
