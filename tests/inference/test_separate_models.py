@@ -152,7 +152,6 @@ def test_windows_cover_the_file_once(tmp_path, monkeypatch):
 
 def test_region_helpers():
     assert word_gate.merge([(0.0, 1.0), (0.5, 2.0), (3.0, 4.0)]) == [(0.0, 2.0), (3.0, 4.0)]
-    assert word_gate.intersect([(0.0, 2.0), (3.0, 5.0)], [(1.0, 4.0)]) == [(1.0, 2.0), (3.0, 4.0)]
     assert word_gate.dilate([(1.0, 2.0)], 0.5) == [(0.5, 2.5)]
     for word in ("hmm", "Mmm", "ahh", "haha", "uh", "um"):
         assert word_gate.NONVERBAL.match(word.lower())

@@ -51,19 +51,6 @@ def dilate(regions: Regions, pad: float) -> Regions:
     return merge([(max(0.0, a - pad), b + pad) for a, b in regions])
 
 
-def intersect(a: Regions, b: Regions) -> Regions:
-    out, i, j = [], 0, 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo < hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
 def spoken_words(segments: list[dict[str, Any]]) -> Regions:
     """``(start, end)`` of every word Whisper heard as a word: not an interjection, not under
     ``MIN_WORD_PROB``, not in a segment that Whisper's own silence rule rejects (no_speech_prob
