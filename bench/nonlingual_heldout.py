@@ -68,10 +68,7 @@ def mixtures(n_mix: int = N_MIX, role: str = "eval", seed: int = SEED) -> list[V
             track[pos:pos + len(seg)] = seg / (np.max(np.abs(x)) + 1e-9) * gain
             pos += len(x) + int(rng.uniform(0.25, 0.9) * R)
         spoken = words + vocal
-        ref = sh._rms(spoken[np.abs(spoken) > 1e-4])
-        m, e = sh._music(rng, music_files, n), sh._effects(rng, effects[fx], n)
-        m = m / sh._rms(m) * ref * 10 ** (rng.uniform(-9, -3) / 20)
-        e = e / sh._rms(e) * ref * 10 ** (rng.uniform(-9, -3) / 20)
+        m, e = sh.background(rng, music_files, effects[fx], sh._rms(spoken[np.abs(spoken) > 1e-4]), n)
         scale = 0.5 / float(np.max(np.abs(spoken + m + e)))
         out.append(VocalMixture(voice, words * scale, vocal * scale, ((m + e) * scale).astype(np.float32)))
     return out

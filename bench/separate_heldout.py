@@ -88,6 +88,14 @@ def _effects(rng: np.random.Generator, files: list[Path], n: int) -> np.ndarray:
     return out
 
 
+def background(rng: np.random.Generator, music_files: list[Path], effect_files: list[Path], ref: float,
+               n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stretch of one score and 6-9 effects, each at -6 +- 3 dB against ``ref`` (the speech's RMS)."""
+    m, e = _music(rng, music_files, n), _effects(rng, effect_files, n)
+    return (m / _rms(m) * ref * 10 ** (rng.uniform(-9, -3) / 20),
+            e / _rms(e) * ref * 10 ** (rng.uniform(-9, -3) / 20))
+
+
 def _by_source(items: list) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     for item in items:
@@ -109,11 +117,7 @@ def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED, rol
     for i in range(n_mix):
         voice, fx = sorted(voices)[i % len(voices)], sorted(effects)[i % len(effects)]
         sp = _speech(rng, voices[voice], n)
-        ref = _rms(sp[np.abs(sp) > 1e-4])
-        m = _music(rng, music_files, n)
-        e = _effects(rng, effects[fx], n)
-        m = m / _rms(m) * ref * 10 ** (rng.uniform(-9, -3) / 20)
-        e = e / _rms(e) * ref * 10 ** (rng.uniform(-9, -3) / 20)
+        m, e = background(rng, music_files, effects[fx], _rms(sp[np.abs(sp) > 1e-4]), n)
         scale = 0.5 / float(np.max(np.abs(sp + m + e)))
         out.append(Mixture(voice, fx, sp * scale, (m * scale).astype(np.float32), (e * scale).astype(np.float32)))
     return out

@@ -58,6 +58,11 @@ def _unsure(seg: dict[str, Any], no_speech: float = 0.3) -> bool:
     return seg.get("avg_logprob", 0.0) < -0.6 or seg.get("no_speech_prob", 0.0) > no_speech
 
 
+def silence(seg: dict[str, Any]) -> bool:
+    """Whisper's own silence rule: the silence token was likely and the text unlikely."""
+    return seg.get("no_speech_prob", 0.0) > 0.6 and seg.get("avg_logprob", 0.0) < -1.0
+
+
 def hallucination_reason(seg: dict[str, Any]) -> str | None:
     if seg.get("reheard"):
         return "reheard"
@@ -71,7 +76,7 @@ def hallucination_reason(seg: dict[str, Any]) -> str | None:
     doubted = seg.get("avg_logprob", 0.0) < -0.6  # as Whisper: a likely silence means nothing when it is sure
     if _repeats(tokens) or ratio > LOOP_RATIO or (max(ratio, window_ratio) > 2.4 and doubted):
         return "repetition"
-    if seg.get("no_speech_prob", 0.0) > 0.6 and seg.get("avg_logprob", 0.0) < -1.0:
+    if silence(seg):
         return "no_speech"
     if seg.get("avg_logprob", 0.0) < -1.5:
         return "low_confidence"

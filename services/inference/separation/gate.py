@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import convolve1d
 
+from services.inference.diarization.guard import silence
+
 # Whisper writes non-verbal sounds as interjections ("Hmm.", "Ah!", "Ha ha"): not words
 NONVERBAL = re.compile(r"^(h*m+|m+h*m*|a+h+|o+h+|u+h+m*|u+m+|e+h+|e+r+m*|ha(ha)*|he(he)*|hah+|sh+|p+s+t+)$")
 BEAMS = (5, 1)        # Whisper's beam search, then greedy: a region either decode hears words in
@@ -57,7 +59,7 @@ def spoken_words(segments: list[dict[str, Any]]) -> Regions:
     > 0.6 with avg_logprob < -1; a likely silence alone means nothing when the decoder is sure)."""
     out: Regions = []
     for seg in segments:
-        if seg.get("no_speech_prob", 0.0) > 0.6 and seg.get("avg_logprob", 0.0) < -1.0:
+        if silence(seg):
             continue
         for w in seg.get("words", []):
             token = re.sub(r"[^\w]", "", w["word"].lower())
