@@ -40,6 +40,7 @@ import soxr
 
 from services.common.audio import CONTENT_TYPES, AudioWriter, InvalidAudio, iter_blocks, probe, resample
 from services.common.params import STEMS, SeparateParams, SeparationType
+from services.inference.diarization.vad import VadOptions, speech_regions
 from services.inference.errors import InvalidParams, ModelError, ModelNotFound
 from services.inference.model_client import parse_json_output
 from services.inference.pipeline import JobContext, Pipeline, ResultFile
@@ -48,6 +49,9 @@ from services.inference.separation import gate as word_gate
 PROC_RATE = 48000                      # DeepFilterNet3's rate: all separation runs here
 WINDOW_S, PREROLL_S, FADE_S = 20.0, 0.5, 1.0
 ASR_RATE = 16000
+# the word gate reads the VAD's runs as they are (no gap filled, no short run dropped): it widens
+# and keeps whole regions itself (separation/gate.py)
+RAW_VAD = VadOptions(threshold=0.5, min_speech=0.0, min_silence=0.0)
 # Rates libsndfile's MP3 encoder (LAME) accepts.
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
@@ -249,15 +253,7 @@ class SeparatePipeline(Pipeline):
             except ModelError:
                 continue
             probs, hop = np.asarray(res["probs"]).reshape(-1), float(np.asarray(res["hop_s"]).reshape(-1)[0])
-            speech = probs >= 0.5
-            regions, start = [], None
-            for i, v in enumerate(np.append(speech, False)):
-                if v and start is None:
-                    start = i
-                elif not v and start is not None:
-                    regions.append((start * hop, i * hop))
-                    start = None
-            return word_gate.merge(regions)
+            return speech_regions(probs, hop, RAW_VAD)
         return None
 
 
