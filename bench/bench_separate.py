@@ -2,7 +2,8 @@
 
 First the held-out set of real recordings (``bench/separate_heldout.py``: evaluation voices,
 wesnoth-1.16-music, wesnoth and colobot effects), each figure per source beside the naive
-baseline (DeepFilterNet3 alone; HPSS of its residual) and the difference; and
+baseline (DeepFilterNet3 alone; HPSS of its residual) and the difference, then the same
+mixtures with a recorded wesnoth ambience loop under their effects; and
 ``speech-nonlingual`` on the same voices with recorded cries and laughs between their prompts
 (``bench/nonlingual_heldout.py``). Then the older
 synthetic set (``training/separation/heldout.py``): speech from espeak-ng voices not used in
@@ -124,6 +125,8 @@ def main() -> None:
         from bench import nonlingual_heldout, separate_heldout
 
         separate_heldout.pipeline_table(tmp)
+        print()
+        separate_heldout.pipeline_table(tmp, ambience=True)
         print()
         nonlingual_heldout.table()
         print(f"\nsynthetic set (espeak-ng voices, generated MIDI and effects): {N_MIX} x {SECONDS:.0f} s")

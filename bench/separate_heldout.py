@@ -103,11 +103,13 @@ def _by_source(items: list) -> dict[str, list[Path]]:
     return out
 
 
-def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED, role: str = "eval") -> list[Mixture]:
+def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED, role: str = "eval",
+             ambience: bool = False) -> list[Mixture]:
     """The held-out set: the voice source cycles, the effect source alternates, music is drawn.
     ``role="calib"`` builds the same kind of set from the calibration packages; ``role="tune"``
     from music and effects that nothing trained on (the voices are the calibration ones: the
-    tune packages hold none), to choose the network / HPSS blend on."""
+    tune packages hold none), to choose the network / HPSS blend on. ``ambience`` lays a recorded
+    ambience loop of the same role under each mixture's effects (``with_ambience``)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * R)
     voices = _by_source(ho.voices("calib" if role == "tune" else role))
@@ -120,6 +122,25 @@ def mixtures(n_mix: int = N_MIX, seconds: float = SECONDS, seed: int = SEED, rol
         m, e = background(rng, music_files, effects[fx], _rms(sp[np.abs(sp) > 1e-4]), n)
         scale = 0.5 / float(np.max(np.abs(sp + m + e)))
         out.append(Mixture(voice, fx, sp * scale, (m * scale).astype(np.float32), (e * scale).astype(np.float32)))
+    return with_ambience(out, role, seed) if ambience else out
+
+
+def with_ambience(mixes: list[Mixture], role: str, seed: int = SEED) -> list[Mixture]:
+    """The same mixtures with a recorded ambience loop (birds, a campfire, rain, a ship...) added to
+    each effect stem at -6..0 dB against its events, as a film's effect stem holds a bed under its
+    events. Drawn from a generator of its own, so the mixtures' other stems stay as they were."""
+    rng = np.random.default_rng(seed + 1)
+    loops = [c.path for c in ho.clips("ambience", role)]
+    out = []
+    for m in mixes:
+        n = len(m.mix)
+        x = _load(loops[rng.integers(len(loops))])
+        x = x[(s := rng.integers(0, len(x) - n)):s + n] if len(x) > n else np.resize(x, n)   # a short loop repeats
+        bed = x / _rms(x) * _rms(m.effect) * 10 ** (rng.uniform(-6, 0) / 20)
+        effect = m.effect + bed
+        scale = 0.5 / float(np.max(np.abs(m.speech + m.music + effect)))
+        out.append(Mixture(m.voice, m.effects, m.speech * scale, (m.music * scale).astype(np.float32),
+                           (effect * scale).astype(np.float32)))
     return out
 
 
@@ -264,8 +285,9 @@ def print_table(rows: list[dict]) -> None:
             print(f"{stem:<7} {source:<32} {t:7.2f} {b:9.2f} {t - b:+7.2f}  {mark}")
 
 
-def pipeline_table(tmp: Path, n_mix: int = N_MIX) -> None:
-    """What ``make bench`` prints: the real pipeline on the held-out set against the baseline."""
+def pipeline_table(tmp: Path, n_mix: int = N_MIX, ambience: bool = False) -> None:
+    """What ``make bench`` prints: the real pipeline on the held-out set against the baseline
+    (``ambience``: the same mixtures with an ambience bed under the effects)."""
     import soundfile as sf
 
     import services.inference.models  # noqa: F401 - registers the models
@@ -283,10 +305,11 @@ def pipeline_table(tmp: Path, n_mix: int = N_MIX) -> None:
         return {r.name.split(".")[0]: sf.read(str(r.path), dtype="float32")[0] for r in results
                 if r.name != "manifest.json"}
 
-    mixes = mixtures(n_mix)
+    mixes = mixtures(n_mix, ambience=ambience)
     rows = pipeline_rows(run, mixes, speech_stage(mixes), tmp)
+    bed = ", a recorded ambience loop under the effects at -6..0 dB re them" if ambience else ""
     print(f"held-out real recordings: {len(mixes)} x {SECONDS:.0f} s at 48 kHz, music and effect at -6 +- 3 dB "
-          "re speech; SI-SDR in dB; baseline: DeepFilterNet3 alone (speech; me = input - it), HPSS of its "
+          f"re speech{bed}; SI-SDR in dB; baseline: DeepFilterNet3 alone (speech; me = input - it), HPSS of its "
           "residual (music, effect)")
     print_table(rows)
 
@@ -299,12 +322,14 @@ def main() -> None:
                     "network never heard: the set the hybrid weight is chosen on)")
     ap.add_argument("-n", type=int, default=N_MIX)
     ap.add_argument("--cache", default=None, help="npz that keeps the mixtures and their speech stage")
+    ap.add_argument("--ambience", action="store_true", help="the pipeline on the held-out set with a recorded "
+                    "ambience loop under each mixture's effects")
     args = ap.parse_args()
     if args.weights is None and args.cache is None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            pipeline_table(Path(tmp), args.n)
+            pipeline_table(Path(tmp), args.n, args.ambience)
         return
     mixes, stages = cached(Path(args.cache) if args.cache else None, args.n, args.role)
     if not args.weights:

@@ -250,6 +250,36 @@ def test_hpss_baseline_gives_tones_to_music_and_clicks_to_effects():
     assert np.dot(music, tone) / np.dot(tone, tone) > 0.9
 
 
+def test_heldout_ambience_bed_goes_under_the_effects_only(tmp_path, monkeypatch):
+    """The bench's ambience condition adds a recorded loop to the effect stem alone, at -6..0 dB
+    against the events, repeating a loop shorter than the mixture; speech and music keep their
+    balance, and the mixture is scaled to the same peak."""
+    import soundfile as sf
+
+    from bench import separate_heldout as sh
+    from bench.heldout import sources as ho
+
+    rng = np.random.default_rng(3)
+    loop = (0.3 * rng.standard_normal(R // 2)).astype(np.float32)          # a 0.5 s loop
+    path = tmp_path / "loop.wav"
+    sf.write(str(path), loop, R, subtype="FLOAT")
+    monkeypatch.setattr(ho, "clips", lambda kind, role: [ho.Clip("test-ambience", path)])
+    n = 2 * R
+    events = np.zeros(n, np.float32)
+    events[R // 3: R // 3 + 2000] = 0.4
+    mixes = [sh.Mixture("v", "fx", (0.2 * rng.standard_normal(n)).astype(np.float32),
+                        (0.1 * rng.standard_normal(n)).astype(np.float32), events) for _ in range(3)]
+    for before, after in zip(mixes, sh.with_ambience(mixes, "eval"), strict=True):
+        scale = float(np.dot(after.speech, before.speech) / np.dot(before.speech, before.speech))
+        assert np.allclose(after.speech, scale * before.speech, atol=1e-6)
+        assert np.allclose(after.music, scale * before.music, atol=1e-6)
+        bed = after.effect / scale - before.effect
+        assert np.allclose(bed[: R // 2], bed[R // 2: R], atol=1e-5)         # the loop repeats
+        level = 20 * np.log10(np.sqrt(np.mean(bed ** 2)) / np.sqrt(np.mean(before.effect ** 2)))
+        assert -6.01 <= level <= 0.01
+        assert np.max(np.abs(after.mix)) == pytest.approx(0.5, abs=1e-6)
+
+
 def test_every_heldout_package_has_one_role():
     """A package that evaluates never trains or tunes, and the tune packages (which choose the
     network / HPSS blend) never train: each package serves exactly one role."""
