@@ -131,6 +131,8 @@ def with_ambience(mixes: list[Mixture], role: str, seed: int = SEED) -> list[Mix
     events. Drawn from a generator of its own, so the mixtures' other stems stay as they were."""
     rng = np.random.default_rng(seed + 1)
     loops = [c.path for c in ho.clips("ambience", role)]
+    if not loops:
+        raise ValueError(f"no ambience recordings have the role {role!r} (bench/heldout/sources.py)")
     out = []
     for m in mixes:
         n = len(m.mix)
